@@ -1,0 +1,81 @@
+"""Settings: one typed place for every knob, read from ``AAS_*`` env vars and an optional ``.env``.
+
+Secrets (database passwords in URLs, camera credentials) come from the environment or
+``.streamlit/secrets.toml``; they are never written to logs (see ``redact_url``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """All AAS settings. Env var = ``AAS_`` + field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="AAS_", env_file=".env", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    database_url: str = Field(
+        default="sqlite:///data/aas.db",
+        description="SQLAlchemy URL. MySQL/MariaDB: mysql+pymysql://user:pw@host:3306/aas",
+    )
+    data_dir: Path = Field(default=Path("data"), description="Stored images (samples, snapshots, crops).")
+    models_dir: Path = Field(default=Path("models"), description="Model weights + manifest.toml.")
+
+    # --- pipeline --------------------------------------------------------------------------
+    profile: str = Field(default="auto", description="accurate | fast | offline | auto (best present).")
+    person_conf: float = Field(default=0.35, ge=0, le=1, description="Person detector confidence.")
+    face_conf: float = Field(default=0.5, ge=0, le=1, description="Face detector confidence.")
+    min_face_px: int = Field(default=20, ge=4, description="Faces smaller than this (shorter side) are dropped.")
+    sr_below_px: int = Field(default=48, ge=0, description="Super-resolve faces whose shorter side is below this.")
+    recognition_threshold: float | None = Field(
+        default=None, description="Open-set cosine threshold; None = the embedder's calibrated default."
+    )
+    onnx_providers: list[str] = Field(
+        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="ONNX Runtime providers in order of preference (missing ones are skipped).",
+    )
+
+    # --- enrollment quality gate -----------------------------------------------------------
+    enroll_min_face_px: int = Field(default=40, description="Enrollment: smallest face side in px.")
+    enroll_min_blur: float = Field(default=15.0, description="Enrollment: min Laplacian variance on the face.")
+    enroll_min_det_score: float = Field(default=0.6, description="Enrollment: min detector score.")
+    enroll_max_yaw: float = Field(default=0.6, description="Enrollment: max |yaw| estimate from landmarks (0..1).")
+
+    # --- capture plan defaults (seconds) ---------------------------------------------------
+    snapshots: int = Field(default=3, ge=1, le=10)
+    first_after_s: float = Field(default=300.0, description="First snapshot at start + t1.")
+    second_after_s: float = Field(default=1800.0, description="Second snapshot a further t2 later.")
+    session_length_s: float = Field(default=3000.0, description="Class length; last snapshot is random before end.")
+    light_settle_s: float = Field(default=1.0, description="Wait after switching the light on.")
+
+    # --- images ----------------------------------------------------------------------------
+    max_image_pixels: int = Field(default=50_000_000, description="Refuse images larger than this.")
+    max_upload_bytes: int = Field(default=30_000_000)
+    retention_days: int = Field(default=180, description="Snapshots/crops older than this are purged.")
+
+    # --- secrets ---------------------------------------------------------------------------
+    admin_password: SecretStr | None = Field(default=None, description="Used by `aas user add` when not prompted.")
+
+    def resolved(self, p: Path) -> Path:
+        return p if p.is_absolute() else (Path.cwd() / p)
+
+
+def redact_url(url: str) -> str:
+    """Database URL safe to print: the password is replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL we can parse: show nothing sensitive
+        return "<unparseable url>"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

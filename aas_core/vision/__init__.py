@@ -1,0 +1,1 @@
+"""Vision stages: person detection, face detection, enhancement, embedding, matching."""
