@@ -1,0 +1,35 @@
+# Two commands: `make run` (set up + start the dashboard) and `make test` (whole suite).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= $(abspath ../shared)
+export AAS_TEST_MODELS_DIR ?= $(SHARED)/models
+export AAS_TEST_DATA ?= $(SHARED)/data
+PORT ?= 8501
+
+.PHONY: run test install bench clean-venv
+
+$(STAMP): requirements.txt pyproject.toml scripts/fix_opencv.sh
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	bash scripts/fix_opencv.sh $(BIN)/python
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/aas init
+	$(BIN)/aas models list || true
+	$(BIN)/streamlit run Home.py --server.port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/aas --models-dir $(AAS_TEST_MODELS_DIR) bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,205 @@
+"""Queries and writes used by the CLI, the UI and the session runner (SQLAlchemy 2.0 style).
+
+All writes go through these functions so every change that matters is audited.
+Functions take an open ``Session``; the caller owns the transaction (``session_scope``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aas_core.db.embeddings import from_blob
+from aas_core.db.models import (
+    AttendanceRecord,
+    AuditLog,
+    ClassSession,
+    Course,
+    Enrollment,
+    FaceSample,
+    Instructor,
+    Student,
+    utcnow,
+)
+
+
+class NotFound(LookupError):
+    """A course/student/session named by the user does not exist."""
+
+
+class AlreadyExists(ValueError):
+    pass
+
+
+def audit(s: Session, actor: str, action: str, target_type: str | None = None,
+          target_id: str | int | None = None, **details: Any) -> None:
+    s.add(AuditLog(actor=actor, action=action, target_type=target_type,
+                   target_id=None if target_id is None else str(target_id), details=details or None))
+
+
+# --- courses --------------------------------------------------------------------------------
+
+def add_course(s: Session, code: str, name: str, *, actor: str = "system", instructor_id: int | None = None,
+               schedule: str | None = None, room: str | None = None, capture_plan: dict | None = None,
+               thresholds: dict | None = None, rules: dict | None = None) -> Course:
+    code = code.strip()
+    if not code:
+        raise ValueError("course code must not be empty")
+    if s.scalar(select(Course).where(Course.code == code)):
+        raise AlreadyExists(f"course {code!r} already exists")
+    course = Course(code=code, name=name.strip() or code, instructor_id=instructor_id, schedule=schedule, room=room,
+                    capture_plan=capture_plan, thresholds=thresholds, rules=rules)
+    s.add(course)
+    s.flush()
+    audit(s, actor, "course.create", "course", code, name=name)
+    return course
+
+
+def get_course(s: Session, code: str) -> Course:
+    course = s.scalar(select(Course).where(Course.code == code))
+    if course is None:
+        raise NotFound(f"no course with code {code!r} (create it with `aas course add {code} --name ...`)")
+    return course
+
+
+def list_courses(s: Session, instructor_id: int | None = None) -> Sequence[Course]:
+    q = select(Course).order_by(Course.code)
+    if instructor_id is not None:
+        q = q.where(Course.instructor_id == instructor_id)
+    return s.scalars(q).all()
+
+
+def add_instructor(s: Session, name: str, email: str | None = None, user_id: int | None = None) -> Instructor:
+    inst = Instructor(name=name, email=email, user_id=user_id)
+    s.add(inst)
+    s.flush()
+    return inst
+
+
+# --- students -------------------------------------------------------------------------------
+
+def add_student(s: Session, student_number: str, name: str, *, email: str | None = None,
+                consent: bool = False, actor: str = "system") -> Student:
+    student_number = student_number.strip()
+    if not student_number:
+        raise ValueError("student id must not be empty")
+    if s.scalar(select(Student).where(Student.student_number == student_number)):
+        raise AlreadyExists(f"student {student_number!r} already exists")
+    st = Student(student_number=student_number, name=name.strip() or student_number, email=email,
+                 consent_given_at=utcnow() if consent else None)
+    s.add(st)
+    s.flush()
+    audit(s, actor, "student.create", "student", student_number, consent=consent)
+    return st
+
+
+def find_student(s: Session, student_number: str) -> Student | None:
+    return s.scalar(select(Student).where(Student.student_number == student_number))
+
+
+def get_student(s: Session, student_number: str) -> Student:
+    st = find_student(s, student_number)
+    if st is None:
+        raise NotFound(f"no student with id {student_number!r} (add with `aas student add {student_number} --name ...`)")
+    return st
+
+
+def get_or_create_student(s: Session, student_number: str, name: str | None = None, *, consent: bool = False,
+                          actor: str = "system") -> tuple[Student, bool]:
+    st = find_student(s, student_number)
+    if st is not None:
+        return st, False
+    return add_student(s, student_number, name or student_number, consent=consent, actor=actor), True
+
+
+def set_consent(s: Session, student: Student, given: bool, actor: str) -> None:
+    student.consent_given_at = utcnow() if given else None
+    audit(s, actor, "consent.give" if given else "consent.withdraw", "student", student.student_number)
+
+
+def enroll_in_course(s: Session, course: Course, student: Student, actor: str = "system") -> bool:
+    """Put a student on a course roster. Returns False if already there."""
+    if s.get(Enrollment, (course.id, student.id)):
+        return False
+    s.add(Enrollment(course_id=course.id, student_id=student.id))
+    s.flush()
+    audit(s, actor, "roster.add", "course", course.code, student=student.student_number)
+    return True
+
+
+def roster(s: Session, course: Course) -> Sequence[Student]:
+    q = (select(Student).join(Enrollment, Enrollment.student_id == Student.id)
+         .where(Enrollment.course_id == course.id).order_by(Student.student_number))
+    return s.scalars(q).all()
+
+
+def list_students(s: Session) -> Sequence[Student]:
+    return s.scalars(select(Student).order_by(Student.student_number)).all()
+
+
+# --- face samples / gallery -------------------------------------------------------------------
+
+def accepted_samples(s: Session, student: Student, model_name: str | None = None) -> Sequence[FaceSample]:
+    q = select(FaceSample).where(FaceSample.student_id == student.id, FaceSample.accepted.is_(True))
+    if model_name:
+        q = q.where(FaceSample.model_name == model_name)
+    return s.scalars(q.order_by(FaceSample.id)).all()
+
+
+def gallery_arrays(s: Session, course: Course, model_name: str) -> tuple[list[str], np.ndarray]:
+    """Every accepted sample embedding of the course roster made by ``model_name``.
+
+    Returns (student_number per row, embeddings (N, d) float32). Samples made by another
+    model are left out: matching never mixes models.
+    """
+    q = (select(Student.student_number, FaceSample.embedding)
+         .join(FaceSample, FaceSample.student_id == Student.id)
+         .join(Enrollment, Enrollment.student_id == Student.id)
+         .where(Enrollment.course_id == course.id, FaceSample.accepted.is_(True),
+                FaceSample.model_name == model_name, FaceSample.embedding.is_not(None),
+                Student.consent_given_at.is_not(None))
+         .order_by(Student.student_number, FaceSample.id))
+    rows = s.execute(q).all()
+    if not rows:
+        return [], np.zeros((0, 0), np.float32)
+    return [r[0] for r in rows], np.stack([from_blob(r[1]) for r in rows])
+
+
+def sample_counts(s: Session, course: Course) -> dict[str, int]:
+    q = (select(Student.student_number, func.count(FaceSample.id))
+         .join(Enrollment, Enrollment.student_id == Student.id)
+         .outerjoin(FaceSample, (FaceSample.student_id == Student.id) & FaceSample.accepted.is_(True))
+         .where(Enrollment.course_id == course.id).group_by(Student.student_number))
+    return {sn: int(n) for sn, n in s.execute(q).all()}
+
+
+# --- sessions and attendance ------------------------------------------------------------------
+
+def sessions_of(s: Session, course: Course | None = None, since: datetime | None = None) -> Sequence[ClassSession]:
+    q = select(ClassSession).order_by(ClassSession.started_at.desc())
+    if course is not None:
+        q = q.where(ClassSession.course_id == course.id)
+    if since is not None:
+        q = q.where(ClassSession.started_at >= since)
+    return s.scalars(q).all()
+
+
+def override_status(s: Session, record: AttendanceRecord, final_status: str, actor: str, reason: str) -> None:
+    """Instructor override: keeps the automatic status, records who, when and why."""
+    from aas_core.attendance import Status
+
+    Status(final_status)  # ValueError on an unknown status
+    if not reason.strip():
+        raise ValueError("an override needs a reason")
+    old = record.final_status
+    record.final_status = final_status
+    record.overridden_by = actor
+    record.override_reason = reason.strip()
+    record.updated_at = utcnow()
+    audit(s, actor, "attendance.override", "attendance", record.id, session=record.session_id,
+          student=record.student.student_number, old=old, new=final_status, reason=reason.strip())
