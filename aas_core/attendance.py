@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,9 +65,9 @@ class Status(StrEnum):
 
 
 class RuleConfig(BaseModel):
-    """Per-course attendance rules; JSON round-trip via ``model_dump(mode="json")`` /
-    ``RuleConfig.model_validate(d)``. Unknown keys are rejected so a typo in a stored
-    config fails loudly instead of silently using a default."""
+    """Per-course attendance rules; JSON round-trip via ``to_dict()`` / ``from_dict(d)``
+    (= ``model_dump(mode="json")`` / ``model_validate``). Unknown keys are rejected so a
+    typo in a stored config fails loudly instead of silently using a default."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -117,6 +118,17 @@ class RuleConfig(BaseModel):
             "should neither give credit nor take it away. 0 disables the check."
         ),
     )
+
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RuleConfig:
+        """Rules from a stored JSON dict (``None``/``{}`` -> defaults); ``ValidationError``
+        on unknown keys or bad values."""
+        return cls.model_validate(dict(data or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (statuses as strings) that ``from_dict`` reads back."""
+        return self.model_dump(mode="json")
 
 
 _DEFAULT_RULES = RuleConfig()

@@ -131,7 +131,7 @@ def evaluate_folder(directory: Path, backend: str, models_dir: Path, *, enroll_k
                 probe_emb.append(e)
     elapsed = (time.perf_counter() - t0) * 1000 / max(1, n_images)
     gallery = Gallery(gal_ids, np.stack(gal_emb), pipe.embedder.name)
-    scores = gallery.scores(np.stack(probe_emb))  # (P, S)
+    scores = gallery.scores(np.stack(probe_emb), model_name=pipe.embedder.name)  # (P, S)
     students = list(gallery.student_ids)
     col = {s: i for i, s in enumerate(students)}
     known = np.array([p in col for p in probe_ids])

@@ -40,6 +40,10 @@ from aas_core.vision.pipeline import Pipeline, PipelineResult
 MIN_STORED_CROP = 96
 
 
+class NoSnapshots(RuntimeError):
+    """Finalising a session that has no processed snapshot."""
+
+
 @dataclass
 class SessionOutcome:
     session_id: int
@@ -176,11 +180,18 @@ class SessionService:
                     presence[st.student_number].append((st.id in seen) if ok else None)
                     if st.id in seen:
                         best[st.student_number] = max(best.get(st.student_number, 0.0), seen[st.id])
+            if not any(k in snaps and snaps[k].status == SnapshotStatus.PROCESSED for k in range(n)):
+                # No usable snapshot is "no data", never "everybody absent".
+                raise NoSnapshots(f"session {session_id}: no snapshot was captured and processed; "
+                                  "attendance cannot be decided (retake or close the session)")
             decided = attendance.decide_all(presence, rules)
             existing = {r.student_id: r for r in sess.records}
             statuses = {}
             for st in students:
                 status = decided[st.student_number]
+                # None only when this student's every usable observation was below the course's
+                # min_confidence: there is no evidence either way, and "absent" is the safe default
+                # for review (the presence column shows the uncertainty).
                 value = status.value if status is not None else attendance.Status.ABSENT.value
                 statuses[st.student_number] = value
                 rec = existing.get(st.id)

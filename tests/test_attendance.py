@@ -222,6 +222,9 @@ def test_rule_config_json_round_trip() -> None:
     assert data["middle_only"] == "absent"
     assert RuleConfig.model_validate(data) == rules
     assert RuleConfig.model_validate({}) == RuleConfig()
+    assert RuleConfig.from_dict(rules.to_dict()) == rules
+    assert RuleConfig.from_dict(None) == RuleConfig.from_dict({}) == RuleConfig()
+    assert rules.to_dict() == data
     with pytest.raises(ValidationError):
         RuleConfig.model_validate({"tolerate_gap": 1})  # typo must not be ignored
     with pytest.raises(ValidationError):

@@ -1,0 +1,409 @@
+"""Camera protocol, errors, and the light + retry capture logic shared by every backend.
+
+Why this lives in one place: the rules "the light is always switched off again" and
+"retries stop at a deadline" must hold for every camera, including ones we have not
+written yet. Backends only implement ``grab`` / ``light`` / ``close``; the guarantees come
+from ``capture_shot`` / ``capture_with_light`` / ``grab_with_retry``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Camera",
+    "CameraError",
+    "CaptureCancelled",
+    "Clock",
+    "LightController",
+    "LightState",
+    "RealClock",
+    "Shot",
+    "camera_has_light",
+    "camera_name",
+    "capture_shot",
+    "capture_with_light",
+    "decode_image",
+    "grab_with_retry",
+    "lit",
+    "redact_url",
+    "scrub",
+    "url_password",
+]
+
+#: Refuse decoded images larger than this (same default as ``Settings.max_image_pixels``):
+#: a hostile or broken camera must not make us allocate gigabytes.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+class CameraError(RuntimeError):
+    """A camera could not deliver an image or switch its light.
+
+    Messages are meant for the UI ("why is snapshot 2 missing?") and are built from redacted
+    URLs only: they never contain passwords or tokens.
+    """
+
+
+class CaptureCancelled(CameraError):
+    """The capture was stopped from outside (``SessionRunner.stop``) before it finished."""
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """What the runner needs from a camera.
+
+    ``grab`` returns one *fresh* BGR ``uint8`` image (H, W, 3) or raises ``CameraError``.
+    ``light(on)`` switches the camera's light (a no-op for cameras without one).
+    ``close`` releases connections; it must be safe to call twice.
+
+    Optional attributes read with ``getattr`` (all backends here provide them):
+    ``name: str`` (shown in the UI and stored with snapshots) and ``has_light: bool``.
+    """
+
+    def grab(self) -> np.ndarray: ...
+
+    def light(self, on: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LightController(Protocol):
+    """Anything that can switch a light; every ``Camera`` is one (e.g. a phone's torch)."""
+
+    def light(self, on: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def camera_name(camera: object) -> str:
+    """Display name of a camera (``name`` attribute, else its class name)."""
+    name = getattr(camera, "name", None)
+    return str(name) if name else type(camera).__name__
+
+
+def camera_has_light(camera: object) -> bool:
+    """Whether switching the camera's light does anything (unknown cameras: assume yes)."""
+    return bool(getattr(camera, "has_light", True))
+
+
+# --- redaction ---------------------------------------------------------------------------
+
+_SECRET_QUERY_KEYS = re.compile(r"(pass|pwd|token|key|secret|auth|sig)", re.IGNORECASE)
+
+
+def redact_url(url: str | int) -> str:
+    """URL safe to show: password in ``user:pw@`` and secret-looking query values -> ``***``.
+
+    Device indices (int) and plain paths are returned unchanged.
+    """
+    if isinstance(url, int):
+        return str(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if _SECRET_QUERY_KEYS.search(k) else v) for k, v in pairs],
+            safe="*",
+            quote_via=quote,
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def url_password(url: str | int | None) -> str | None:
+    """The password embedded in ``scheme://user:password@host`` (to scrub it), else None."""
+    if not isinstance(url, str) or "@" not in url:
+        return None
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Remove literal secrets from a message that came from a library (defence in depth).
+
+    Library exception texts are short and normally secret-free, but some include the request
+    URL; this makes sure a password that slipped into one never reaches a log or the UI.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+            quoted = quote(secret, safe="")
+            if quoted != secret:
+                text = text.replace(quoted, "***")
+    return text
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """JPEG/PNG bytes -> BGR uint8 image, or ``CameraError`` naming the (redacted) source."""
+    if not data:
+        raise CameraError(f"{source}: empty image body")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        head = data[:16]
+        kind = "HTML page" if head.lstrip().lower().startswith((b"<!doctype", b"<html")) else "data"
+        raise CameraError(
+            f"{source}: could not decode the image ({len(data)} bytes of {kind}; "
+            "expected JPEG or PNG)"
+        )
+    if img.shape[0] * img.shape[1] > max_pixels:
+        raise CameraError(
+            f"{source}: image {img.shape[1]}x{img.shape[0]} exceeds the limit of {max_pixels} pixels"
+        )
+    return img
+
+
+def check_frame(img: np.ndarray | None, source: str) -> np.ndarray:
+    """Normalise a frame to BGR uint8 (H, W, 3); ``CameraError`` if it is unusable."""
+    if img is None or not isinstance(img, np.ndarray) or img.size == 0:
+        raise CameraError(f"{source}: camera returned no image")
+    if img.dtype != np.uint8:
+        raise CameraError(f"{source}: unexpected pixel type {img.dtype} (need uint8)")
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    elif not (img.ndim == 3 and img.shape[2] == 3):
+        raise CameraError(f"{source}: unexpected image shape {img.shape}")
+    return img
+
+
+# --- clock ---------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Time source for waits, injectable so tests of minute-long plans run in milliseconds."""
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale (for deadlines and schedules)."""
+        ...
+
+    def now(self) -> datetime:
+        """Current wall-clock time, timezone-aware UTC (stored with snapshots)."""
+        ...
+
+    def wait(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        """Sleep ``seconds`` (<= 0: return at once); return True early if ``stop`` gets set."""
+        ...
+
+
+class RealClock:
+    """The real clock: ``time.monotonic`` and ``Event.wait`` (interruptible sleep)."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def wait(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        if stop is None:
+            if seconds > 0:
+                time.sleep(seconds)
+            return False
+        if stop.is_set():
+            return True
+        return stop.wait(max(0.0, seconds))
+
+
+REAL_CLOCK = RealClock()
+
+
+# --- retry and light -----------------------------------------------------------------------
+
+
+def grab_with_retry(
+    camera: Camera,
+    deadline_s: float,
+    attempts: int = 3,
+    *,
+    backoff_s: float = 0.5,
+    max_backoff_s: float = 5.0,
+    clock: Clock = REAL_CLOCK,
+    stop: threading.Event | None = None,
+) -> np.ndarray:
+    """``camera.grab()`` up to ``attempts`` times, backing off exponentially, within ``deadline_s``.
+
+    Why a deadline and not only a count: a snapshot is only meaningful near its scheduled
+    time, and a camera that hangs for its full timeout on every attempt would otherwise push
+    the capture minutes late. No attempt starts after the deadline (a backoff is cut short
+    so that a last attempt starts at it); an attempt already running is bounded by the
+    backend's own timeout. Non-camera exceptions (bugs) are not retried.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be >= 1")
+    start = clock.monotonic()
+    deadline = start + max(0.0, deadline_s)
+    name = camera_name(camera)
+    errors: list[str] = []
+    delay = backoff_s
+    for attempt in range(1, attempts + 1):
+        if stop is not None and stop.is_set():
+            raise CaptureCancelled(f"{name}: capture cancelled")
+        try:
+            return camera.grab()
+        except CameraError as exc:
+            errors.append(str(exc))
+            log.warning("%s: grab attempt %d/%d failed: %s", name, attempt, attempts, exc)
+        if attempt == attempts:
+            break
+        remaining = deadline - clock.monotonic()
+        if remaining <= 0:
+            break
+        if clock.wait(min(delay, remaining, max_backoff_s), stop):
+            raise CaptureCancelled(f"{name}: capture cancelled")
+        delay = min(delay * 2, max_backoff_s)
+    elapsed = clock.monotonic() - start
+    raise CameraError(
+        f"{name}: no image after {len(errors)} attempt(s) in {elapsed:.1f} s; "
+        f"last error: {errors[-1] if errors else 'none'}"
+    )
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One captured image and how it was taken (stored with the snapshot)."""
+
+    image: np.ndarray
+    captured_at: datetime
+    camera_name: str
+    light_used: bool
+    light_error: str | None = None  # why the light could not be used / switched off
+
+
+def _switch(camera: Camera, on: bool, tries: int = 1) -> str | None:
+    """Switch the light; return an error message instead of raising (the image matters more)."""
+    last: str | None = None
+    for _ in range(tries):
+        try:
+            camera.light(on)
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure here must not lose the image
+            last = str(exc) if isinstance(exc, CameraError) else f"{type(exc).__name__}: {exc}"
+    return last
+
+
+@dataclass
+class LightState:
+    """Outcome of ``lit``: whether the light was on for the capture, and any light error."""
+
+    used: bool = False
+    error: str | None = None
+
+
+@contextmanager
+def lit(
+    camera: Camera,
+    settle_s: float = 1.0,
+    *,
+    use_light: bool = True,
+    clock: Clock = REAL_CLOCK,
+    stop: threading.Event | None = None,
+) -> Iterator[LightState]:
+    """``with lit(camera, 1.0) as light: img = camera.grab()`` -- light on, settle, ALWAYS off.
+
+    The light is switched off on leaving the block whatever happens inside it (grab failed,
+    timed out, cancelled, a bug), and also when the light-on request itself failed half-way
+    (the light may be on although the request errored). A light that cannot be switched
+    *on* does not prevent the capture -- an unlit image is better than a missing snapshot --
+    it is reported in ``light.used`` / ``light.error``. A failed switch-off is retried once,
+    then logged and reported in ``light.error``, never raised, so it cannot discard a good
+    image. ``settle_s``: time for exposure / white balance to adapt to the light.
+    """
+    name = camera_name(camera)
+    wants_light = use_light and camera_has_light(camera)
+    state = LightState()
+    try:
+        if wants_light:
+            state.error = _switch(camera, True)
+            state.used = state.error is None
+            if state.error:
+                log.warning("%s: light could not be switched on: %s", name, state.error)
+            elif settle_s > 0 and clock.wait(settle_s, stop):
+                raise CaptureCancelled(f"{name}: capture cancelled")
+        yield state
+    finally:
+        if wants_light:
+            off_error = _switch(camera, False, tries=2)
+            if off_error:
+                log.error("%s: light could not be switched OFF: %s", name, off_error)
+                prefix = f"{state.error}; " if state.error else ""
+                state.error = f"{prefix}switching the light off failed: {off_error}"
+
+
+def capture_shot(
+    camera: Camera,
+    *,
+    settle_s: float = 1.0,
+    deadline_s: float = 30.0,
+    attempts: int = 3,
+    backoff_s: float = 0.5,
+    use_light: bool = True,
+    clock: Clock = REAL_CLOCK,
+    stop: threading.Event | None = None,
+) -> Shot:
+    """Light on, settle, ``grab_with_retry`` within ``deadline_s``, light off (see ``lit``).
+
+    The light stays on across retries (one on/off cycle per snapshot, not per attempt).
+    """
+    with lit(camera, settle_s, use_light=use_light, clock=clock, stop=stop) as light:
+        image = grab_with_retry(camera, deadline_s, attempts, backoff_s=backoff_s, clock=clock, stop=stop)
+        captured_at = clock.now()
+    return Shot(
+        image=image,
+        captured_at=captured_at,
+        camera_name=camera_name(camera),
+        light_used=light.used,
+        light_error=light.error,
+    )
+
+
+def capture_with_light(
+    camera: Camera,
+    settle_s: float = 1.0,
+    *,
+    deadline_s: float = 0.0,
+    attempts: int = 1,
+    clock: Clock = REAL_CLOCK,
+    stop: threading.Event | None = None,
+) -> np.ndarray:
+    """Light on, wait, grab, light off (always) -- the image only; see ``capture_shot``."""
+    return capture_shot(
+        camera,
+        settle_s=settle_s,
+        deadline_s=deadline_s,
+        attempts=attempts,
+        clock=clock,
+        stop=stop,
+    ).image
+
