@@ -77,7 +77,7 @@ def resolve_profile(name: str, models_dir: Path) -> tuple[PipelineConfig, list[s
         cfg, n = resolve_profile("offline", models_dir)
         return cfg, [*n, "auto: chose 'offline' (no ONNX face models found; dlib ships with PyPI)"]
     if name == "offline":
-        return PipelineConfig(flow="frame", face_backend="dlib-hog", face_model=None, face_conf=0.0,
+        return PipelineConfig(flow="frame", face_backend="dlib-hog", face_model=None, face_conf=0.5,
                               embedder="dlib-resnet", embed_model=None, profile="offline",
                               min_face_px=20), ["offline: dlib HOG detector + dlib ResNet (no downloads)"]
     if name not in PROFILES:
@@ -92,8 +92,10 @@ def resolve_profile(name: str, models_dir: Path) -> tuple[PipelineConfig, list[s
     if embed[1] != "w600k_r50.onnx":
         notes.append(f"{name}: using {embed[1]} (w600k_r50.onnx from buffalo_l is more accurate)")
     if name == "fast":
+        # CLAHE on every crop costs ~0.02 ms/face and removed the one mis-naming in the A/B of
+        # docs/EVALUATION.md; super-resolution did not help at >= 36 px, so fast leaves it out.
         return PipelineConfig(flow="tiled", face_backend=faces[0], face_model=faces[1], embedder=embed[0],
-                              embed_model=embed[1], profile="fast"), notes
+                              embed_model=embed[1], enhancer="clahe", profile="fast"), notes
     persons = _first(_ACCURATE_PERSONS, models_dir)
     sr = _first(_SR, models_dir)
     if persons is None:
@@ -105,5 +107,7 @@ def resolve_profile(name: str, models_dir: Path) -> tuple[PipelineConfig, list[s
         person_backend=persons[0] if persons else "yolo-onnx", person_model=persons[1] if persons else None,
         face_backend=faces[0], face_model=faces[1],
         enhancer=sr[0] if sr else None, enhancer_model=sr[1] if sr else None,
+        # SR only for faces too small to recognise as they are (the A/B found no gain at >= 36 px).
+        sr_below_px=32,
         embedder=embed[0], embed_model=embed[1], profile="accurate",
     ), notes

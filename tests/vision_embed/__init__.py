@@ -1,0 +1,1 @@
+"""Tests of embedders, enhancers, matching, quality gate and model registry."""
