@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aas_core.vision.nms import box_iou, nms
-from aas_core.vision.persons import _torchvision_compat as compat
+from aas_core.vision import _torchvision_compat as compat
 from aas_core.vision.types import Detections, PersonDetector
 
 BACKENDS = ["yolo_onnx", "yolox_onnx", "ultralytics_yolo"]

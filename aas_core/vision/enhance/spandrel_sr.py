@@ -9,11 +9,7 @@ file's sha256 before that. Runs on CPU under ``torch.inference_mode``.
 
 from __future__ import annotations
 
-import enum
 import logging
-import sys
-import threading
-import types
 from pathlib import Path
 from typing import Any
 
@@ -24,63 +20,21 @@ from aas_core.vision._backend_utils import check_bgr_image
 from aas_core.vision.errors import ModelFileCorrupt
 
 log = logging.getLogger(__name__)
-_import_lock = threading.Lock()
-
-
-def _torchvision_stub() -> dict[str, types.ModuleType]:
-    """Minimal stand-in for the torchvision names spandrel imports at module level.
-
-    Only LaMa (inpainting) and RestoreFormer use them, and this module loads neither.
-    """
-
-    class InterpolationMode(enum.Enum):
-        NEAREST = "nearest"
-        BILINEAR = "bilinear"
-        BICUBIC = "bicubic"
-
-    def _unavailable(*_a: Any, **_k: Any) -> Any:
-        raise RuntimeError("torchvision is not usable in this environment (see aas_core/vision/enhance/spandrel_sr.py)")
-
-    tv = types.ModuleType("torchvision")
-    tr = types.ModuleType("torchvision.transforms")
-    fn = types.ModuleType("torchvision.transforms.functional")
-    fn.InterpolationMode = InterpolationMode  # type: ignore[attr-defined]
-    fn.rotate = fn.normalize = _unavailable  # type: ignore[attr-defined]
-    tv.transforms = tr  # type: ignore[attr-defined]
-    tr.functional = fn  # type: ignore[attr-defined]
-    return {m.__name__: m for m in (tv, tr, fn)}
 
 
 def import_spandrel() -> Any:
-    """``import spandrel``, surviving a torchvision that cannot load.
+    """``import spandrel`` (it imports torchvision at module level).
 
-    spandrel imports torchvision for two architectures we never use. A torchvision wheel
-    built for another torch (e.g. the CUDA build next to CPU torch: "operator
-    torchvision::nms does not exist") would make every SR model unusable. In that case
-    spandrel is imported against a stub that is removed again right after, so other code
-    still sees the real import error. The proper fix is a matching torchvision wheel.
+    Where torchvision's compiled ops cannot load next to this torch (the CPU build with the
+    registry's CUDA torchvision wheel), the isolated compatibility module registers a CPU
+    ``torchvision::nms`` first so the import succeeds; on a normal install it does nothing.
     """
-    with _import_lock:
-        if "spandrel" in sys.modules:
-            return sys.modules["spandrel"]
-        try:
-            import torchvision  # noqa: F401
-        except Exception as exc:  # RuntimeError / OSError from a mismatched binary
-            log.warning("torchvision fails to import (%s); importing spandrel with a stub. "
-                        "Fix: install the torchvision wheel built for this torch", exc)
-            saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "torchvision"}
-            stub = _torchvision_stub()
-            sys.modules.update(stub)
-            try:
-                import spandrel
-            finally:
-                for k in stub:
-                    sys.modules.pop(k, None)
-                sys.modules.update(saved)
-            return spandrel
-        import spandrel
+    from aas_core.vision._torchvision_compat import ensure_torchvision_nms
 
-        return spandrel
+    ensure_torchvision_nms()
+    import spandrel
+
+    return spandrel
 
 
 #: Used when no model is named.

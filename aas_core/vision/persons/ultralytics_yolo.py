@@ -38,7 +38,7 @@ class UltralyticsPersonDetector:
         self.model_path = require_file(model_path)
         for key, value in _ULTRALYTICS_ENV.items():
             os.environ.setdefault(key, value)  # read by ultralytics at import time
-        from aas_core.vision.persons._torchvision_compat import ensure_torchvision_nms
+        from aas_core.vision._torchvision_compat import ensure_torchvision_nms
 
         # Ultralytics' warm-up imports torchvision; on this torch build that import needs the shim.
         self.torchvision_shim = ensure_torchvision_nms()
