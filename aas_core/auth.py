@@ -100,7 +100,8 @@ def require_role(user: AuthUser, *roles: Role) -> None:
 
 
 def can_manage_course(user: AuthUser, course: Course) -> bool:
-    return user.is_admin or (user.role == Role.INSTRUCTOR and course.instructor_id == user.instructor_id)
+    return user.is_admin or (user.role == Role.INSTRUCTOR and user.instructor_id is not None
+                             and course.instructor_id == user.instructor_id)
 
 
 def require_course(user: AuthUser, course: Course) -> None:
@@ -124,5 +125,6 @@ def require_student_access(user: AuthUser, student: Student) -> None:
         if student.student_number != user.student_number:
             raise AccessDenied("students can only see their own data")
         return
-    if not any(e.course.instructor_id == user.instructor_id for e in student.enrollments):
+    if user.role != Role.INSTRUCTOR or user.instructor_id is None or not any(
+            e.course.instructor_id == user.instructor_id for e in student.enrollments):
         raise AccessDenied(f"{student.student_number} is not on any of {user.username}'s courses")

@@ -386,6 +386,11 @@ def user_add(ctx: typer.Context, username: str,
     typer.echo(f"user {username} ({role}) created")
 
 
+from aas_core.cli_admin import register as _register_admin  # noqa: E402
+
+_register_admin(app, user_app=user_app, student_app=student_app)
+
+
 def main() -> None:
     app()
 

@@ -18,7 +18,7 @@ from aas_core.config import Settings
 from aas_core.db import repo
 from aas_core.db.embeddings import to_blob
 from aas_core.db.models import FaceSample, Student
-from aas_core.storage import ImageStore
+from aas_core.storage import ImageStore, discard_on_rollback
 from aas_core.vision import quality
 from aas_core.vision.pipeline import Pipeline, context_crop
 from aas_core.vision.types import Detections
@@ -102,6 +102,7 @@ def enroll_images(s: Session, student: Student, images: Iterable[tuple[str, np.n
         outcome, emb = assess_and_embed(image, name, pipeline, settings)
         if outcome.accepted and emb is not None:
             rel = store.save("samples", _downscale(image))
+            discard_on_rollback(s, store, rel)  # a later failure in this transaction leaves no orphan file
             f = outcome.figures
             sample = FaceSample(student_id=student.id, image_path=rel, source=source, accepted=True,
                                 face_px=f.get("face_px"), blur=f.get("blur"), det_score=f.get("det_score"),

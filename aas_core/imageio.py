@@ -15,6 +15,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
+#: Formats decode_image accepts, sniffed from the bytes (never the file name). Everything else
+#: is refused before its plugin runs: EPS/PS would hand the upload to Ghostscript, and exotic
+#: plugins are attack surface a photo upload does not need. (Multi-picture phone JPEGs, MPO, open as JPEG.)
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
 
 
 class ImageError(ValueError):
@@ -31,7 +35,7 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = DEFAULT_
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             w, h = img.size
             # Check the header's size before decoding a single pixel: a 40k x 40k PNG is a few KB.
             if w * h > max_pixels:
@@ -41,7 +45,8 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = DEFAULT_
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UnidentifiedImageError):
-            raise ImageError(f"{name}: not an image file (or an unsupported format)") from None
+            raise ImageError(f"{name}: not an image file (or an unsupported format; use "
+                             f"{', '.join(ALLOWED_FORMATS)})") from None
         raise ImageError(f"{name}: image too large to decode safely") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: image is truncated or corrupt ({exc.__class__.__name__})") from None

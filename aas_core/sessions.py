@@ -32,7 +32,7 @@ from aas_core.db.models import (
     utcnow,
 )
 from aas_core.enrollment import ensure_embeddings
-from aas_core.storage import ImageStore
+from aas_core.storage import ImageStore, discard_on_rollback
 from aas_core.vision.matching import Gallery
 from aas_core.vision.pipeline import Pipeline, PipelineResult
 
@@ -86,9 +86,13 @@ class SessionService:
         """Write the image and its row and commit, before any processing."""
         rel = self.store.save("snapshots", image, quality=95)
         with session_scope(self.url) as s:
+            discard_on_rollback(s, self.store, rel)  # the row or nothing: no orphan image on failure
             old = s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index))
             if old is not None:  # a retake replaces a missing/failed one
                 self.store.delete(old.image_path)
+                for o in old.observations:  # and its face crops, which would otherwise be orphaned
+                    self.store.delete(o.crop_path)
+                    self.store.delete(o.enhanced_path)
                 s.delete(old)
                 s.flush()
             snap = Snapshot(session_id=session_id, index=index, captured_at=captured_at or utcnow(), camera=camera,
@@ -133,8 +137,13 @@ class SessionService:
         crop_paths = [self.store.save("crops", _viewable(c)) for c in result.crops.crops]
         enh_paths = [self.store.save("crops", e) if e is not None else None for e in result.crops.enhanced]
         with session_scope(self.url) as s:
+            for p in [*crop_paths, *enh_paths]:
+                if p:
+                    discard_on_rollback(s, self.store, p)
             ids = {st.student_number: st.id for st in s.scalars(select(Student))} if result.match else {}
             snap = s.get(Snapshot, snapshot_id)
+            # Re-processing replaces the observations: their crop files go once this commits.
+            replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]
             snap.observations.clear()
             for i in range(len(result.faces)):
                 x1, y1, x2, y2 = (float(v) for v in result.faces.xyxy[i])
@@ -153,6 +162,8 @@ class SessionService:
             snap.info = {"timings_ms": {k: round(v, 1) for k, v in result.timings_ms.items()},
                          "faces": len(result.faces), "model": result.model_name, "threshold": result.threshold,
                          "profile": self.pipeline.config.profile}
+        for p in replaced:
+            self.store.delete(p)
         return result
 
     def finalize(self, session_id: int, *, n_snapshots: int | None = None, actor: str = "system") -> SessionOutcome:

@@ -110,8 +110,13 @@ def _paste_face(canvas: np.ndarray, face_img: np.ndarray, face_box: np.ndarray, 
     if fw < 8:
         return None
     s = target / fw
-    # Keep some context (hair, chin) around the face, feathered into the scene.
+    # Keep some context (hair, chin) around the face, feathered into the scene. Tight aligned
+    # crops (Glint, ORL) have none, so their border is extended first: otherwise the feathered
+    # ellipse would eat into the face itself, which no real camera does.
     m = 0.45 * fw
+    pad = int(np.ceil(m))
+    face_img = cv2.copyMakeBorder(face_img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    face_box = np.asarray(face_box, np.float32) + pad
     h0, w0 = face_img.shape[:2]
     x1, y1 = max(0, int(face_box[0] - m)), max(0, int(face_box[1] - m))
     x2, y2 = min(w0, int(face_box[2] + m)), min(h0, int(face_box[3] + m * 0.6))
