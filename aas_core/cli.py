@@ -272,6 +272,77 @@ def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, t
         typer.echo(f"  {sid}\t{st}")
 
 
+@session_app.command("capture")
+def session_capture(ctx: typer.Context, course: Annotated[str, typer.Option("--course")],
+                    camera: Annotated[str, typer.Option("--camera", help="Name from AAS_CAMERAS / secrets.toml.")],
+                    now: Annotated[bool, typer.Option("--now", help="Take the snapshots right away, a few seconds apart (demo).")] = False,
+                    offsets: Annotated[str | None, typer.Option("--offsets", help="Explicit schedule in seconds, e.g. 0,5,10.")] = None,
+                    seed: Annotated[int | None, typer.Option("--seed")] = None,
+                    as_json: Annotated[bool, typer.Option("--json")] = False,
+                    profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
+    """Run a real capture plan against a configured camera (light on for each shot, off after)."""
+    import random
+
+    from aas_core.capture.cameras import get_camera_config
+    from aas_core.capture.factory import make_camera
+    from aas_core.capture.plan import CapturePlan
+    from aas_core.db import repo, session_scope
+    from aas_core.live import CameraSession
+    from aas_core.sessions import SessionService
+
+    c = _ctx(ctx)
+    try:
+        cfg = get_camera_config(c.settings, camera)
+        with session_scope(c.url) as s:
+            plan_cfg = dict(repo.get_course(s, course).capture_plan or {})
+    except (LookupError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+    if offsets:
+        sched = [float(x) for x in offsets.split(",")]
+    elif now:
+        sched = [float(3 * i) for i in range(int(plan_cfg.get("n", c.settings.snapshots)))]
+    else:
+        plan = CapturePlan.from_settings(c.settings, **{k: v for k, v in plan_cfg.items() if k in
+                                                         ("n", "first_after_s", "second_after_s", "session_length_s", "margin_s")})
+        sched = plan.schedule(seed)
+    svc = SessionService(c.url, _store(c), _pipeline(c, profile), c.settings)
+
+    def event(kind: str, info: dict) -> None:
+        typer.echo(f"snapshot {info['index'] + 1}: {kind}" + (f" ({info['error']})" if "error" in info else ""), err=True)
+
+    cam = make_camera(cfg)
+    try:
+        live = CameraSession(svc, cam, sched, course_code=course, camera_name=camera, seed=seed,
+                             settle_s=c.settings.light_settle_s, capture_window_s=c.settings.capture_window_s,
+                             on_event=event)
+        typer.echo(f"session {live.session_id}: snapshots at {', '.join(f'{x:.0f}s' for x in sched)}", err=True)
+        live.start()
+        outcome = live.wait_and_finalize(actor="cli")
+    except Exception as exc:
+        raise fail(f"{exc.__class__.__name__}: {exc}") from None
+    finally:
+        cam.close()
+    typer.echo(json.dumps(outcome.as_json()) if as_json else
+               "\n".join(f"{k}\t{v}" for k, v in sorted(outcome.statuses.items())))
+
+
+@session_app.command("resume")
+def session_resume(ctx: typer.Context, session_id: int, as_json: Annotated[bool, typer.Option("--json")] = False,
+                   profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
+    """After a crash or restart: process stored snapshots and close the session with the data it has."""
+    from aas_core.sessions import SessionService
+
+    c = _ctx(ctx)
+    svc = SessionService(c.url, _store(c), _pipeline(c, profile), c.settings)
+    try:
+        outcome = svc.resume_or_close(session_id, actor="cli")
+    except (LookupError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps(outcome.as_json()) if as_json else
+               "\n".join(f"{k}\t{v}" for k, v in sorted(outcome.statuses.items())))
+
+
 @eval_app.command("faces")
 def eval_faces(ctx: typer.Context, directory: Path,
                enroll_k: Annotated[int, typer.Option("--enroll-k")] = 5,

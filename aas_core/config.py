@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,13 @@ class Settings(BaseSettings):
     second_after_s: float = Field(default=1800.0, description="Second snapshot a further t2 later.")
     session_length_s: float = Field(default=3000.0, description="Class length; last snapshot is random before end.")
     light_settle_s: float = Field(default=1.0, description="Wait after switching the light on.")
+
+    cameras: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named cameras (JSON in AAS_CAMERAS, or [cameras.NAME] tables in .streamlit/secrets.toml): "
+                    "{'room101': {'kind': 'ipwebcam', 'url': 'http://10.0.0.5:8080', 'password': '...'}}",
+    )
+    capture_window_s: float = Field(default=60.0, description="Retry a failing camera this long per snapshot.")
 
     # --- images ----------------------------------------------------------------------------
     max_image_pixels: int = Field(default=50_000_000, description="Refuse images larger than this.")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from aas_core import attendance
 from aas_core.config import Settings
+from aas_core.continuity import Seen, recover_by_seat
 from aas_core.db import repo, session_scope
 from aas_core.db.embeddings import to_blob
 from aas_core.db.models import (
@@ -59,8 +60,10 @@ class SessionOutcome:
 class SessionService:
     """Operations on one database + image store with one pipeline."""
 
-    def __init__(self, url: str, store: ImageStore, pipeline: Pipeline, settings: Settings) -> None:
+    def __init__(self, url: str, store: ImageStore, pipeline: Pipeline, settings: Settings, *,
+                 seat_continuity: bool = True) -> None:
         self.url = url
+        self.seat_continuity = seat_continuity
         self.store = store
         self.pipeline = pipeline
         self.settings = settings
@@ -156,6 +159,7 @@ class SessionService:
                     model_name=result.model_name, embedding=to_blob(result.embeddings[i]),
                     student_id=ids.get(sid) if sid else None,
                     similarity=float(result.match.assigned_similarity[i]) if result.match and sid else None,
+                    match_source="threshold" if sid else None,
                     top_matches=top))
             snap.status = SnapshotStatus.PROCESSED
             snap.error = None
@@ -175,6 +179,8 @@ class SessionService:
             n = n_snapshots or max([x.index for x in sess.snapshots] + [len(sess.snapshots) - 1]) + 1
             snaps = {x.index: x for x in sess.snapshots}
             students = repo.roster(s, course)
+            if self.seat_continuity:
+                self._apply_seat_continuity(s, [snaps.get(k) for k in range(n)], students)
             presence: dict[str, list[bool | None]] = {st.student_number: [] for st in students}
             best: dict[str, float] = {}
             unknown_per_snap = []
@@ -225,6 +231,30 @@ class SessionService:
                           for k in range(n)]
             return SessionOutcome(sess.id, statuses, sess.unknown_faces, snaps_json)
 
+    def _apply_seat_continuity(self, s: Any, snaps: list[Snapshot | None], students: Any) -> None:
+        """Name unknown faces by seat continuity (see ``aas_core.continuity``); idempotent."""
+        loose = getattr(self.pipeline.embedder, "loose_threshold", None)
+        if loose is None:
+            return
+        by_number = {st.student_number: st for st in students}
+        by_id = {st.id: st.student_number for st in students}
+        usable = [x for x in snaps if x is not None and x.status == SnapshotStatus.PROCESSED]
+        obs = [list(x.observations) for x in usable]
+        seen = [[Seen((o.x1, o.y1, o.x2, o.y2), by_id.get(o.student_id) if o.match_source != "seat" else None,
+                      o.top_matches[0][0] if o.top_matches else None,
+                      float(o.top_matches[0][1]) if o.top_matches else 0.0) for o in snap_obs] for snap_obs in obs]
+        for snap_obs, found in zip(obs, recover_by_seat(seen, loose)):
+            for o in snap_obs:  # re-finalising recomputes seat decisions from scratch
+                if o.match_source == "seat":
+                    o.student_id, o.similarity, o.match_source = None, None, None
+            for number, i in found.items():
+                if number in by_number:
+                    o = snap_obs[i]
+                    o.student_id = by_number[number].id
+                    o.similarity = float(o.top_matches[0][1])
+                    o.match_source = "seat"
+        s.flush()
+
     def run_from_images(self, course_code: str, images: list[np.ndarray], *, actor: str = "system",
                         camera: str = "upload") -> SessionOutcome:
         """The whole session path from already-taken images (CLI, demos, tests)."""
@@ -238,13 +268,22 @@ class SessionService:
         return self.finalize(sid, n_snapshots=len(images), actor=actor)
 
     def resume_or_close(self, session_id: int, *, actor: str = "system") -> SessionOutcome:
-        """After a restart: process snapshots that were stored but not processed, then decide."""
+        """After a restart: process snapshots that were stored but not processed, record the
+        ones never taken as missing, then decide with the data there is."""
         with session_scope(self.url) as s:
-            pending = [x.id for x in s.get(ClassSession, session_id).snapshots if x.status == SnapshotStatus.CAPTURED]
+            sess = s.get(ClassSession, session_id)
+            if sess is None:
+                raise LookupError(f"no session {session_id}")
+            pending = [x.id for x in sess.snapshots if x.status == SnapshotStatus.CAPTURED]
+            have = {x.index for x in sess.snapshots}
+            n = int((sess.capture_plan or {}).get("snapshots") or (max(have, default=-1) + 1))
+        for k in range(n):
+            if k not in have:
+                self.record_missing(session_id, k, "not captured: the session was interrupted")
         gallery = self.gallery(session_id)
         for snap_id in pending:
             self.process_snapshot(snap_id, gallery)
-        return self.finalize(session_id, actor=actor)
+        return self.finalize(session_id, n_snapshots=n, actor=actor)
 
 
 def _viewable(crop: np.ndarray) -> np.ndarray:

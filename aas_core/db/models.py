@@ -214,6 +214,9 @@ class FaceObservation(Base):
     embedding: Mapped[bytes | None] = mapped_column(Blob)
     student_id: Mapped[int | None] = mapped_column(ForeignKey("students.id", ondelete="SET NULL"), index=True)
     similarity: Mapped[float | None] = mapped_column(Float)
+    # How student_id was decided: "threshold" (open-set match), "seat" (seat continuity),
+    # "manual" (an instructor's correction).
+    match_source: Mapped[str | None] = mapped_column(String(20))
     top_matches: Mapped[list[Any] | None] = mapped_column(JSON)  # [[student_number, similarity], ...]
     snapshot: Mapped[Snapshot] = relationship(back_populates="observations")
 
