@@ -7,6 +7,8 @@ SHARED ?= $(abspath ../shared)
 export AAS_TEST_MODELS_DIR ?= $(SHARED)/models
 export AAS_TEST_DATA ?= $(SHARED)/data
 PORT ?= 8501
+# Weights: models/ when it holds any, else the shared dev folder next to the checkout.
+export AAS_MODELS_DIR ?= $(shell if ls models/*.onnx models/*.pt >/dev/null 2>&1 || [ ! -d $(SHARED)/models ]; then echo models; else echo $(SHARED)/models; fi)
 
 .PHONY: run test install bench clean-venv
 

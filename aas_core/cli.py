@@ -414,8 +414,11 @@ def models_list(ctx: typer.Context) -> None:
     from aas_core.vision import registry
 
     c = _ctx(ctx)
-    for st in registry.status(c.settings.models_dir):
-        typer.echo(f"{st.spec.name:<28}{st.state:<11}{st.spec.stage:<8}{st.spec.file}")
+    rows = registry.status(c.settings.models_dir)
+    w = max((len(st.spec.name) for st in rows), default=10) + 2
+    typer.echo(f"models dir: {c.settings.models_dir}")
+    for st in rows:
+        typer.echo(f"{st.spec.name:<{w}}{st.state:<11}{st.spec.stage:<8}{st.spec.file}")
 
 
 @models_app.command("fetch")

@@ -40,7 +40,7 @@ EVAL_BACKENDS: dict[str, Any] = {
                                         embedder="arcface-onnx", embed_model=_arcface_model(d), profile="eval"),
     "dlib": lambda d: PipelineConfig(flow="frame", face_backend="scrfd", face_model=_face_model(d),
                                      embedder="dlib-resnet", embed_model=None, profile="eval"),
-    "dlib-hog": lambda d: PipelineConfig(flow="frame", face_backend="dlib-hog", face_model=None, face_conf=0.0,
+    "dlib-hog": lambda d: PipelineConfig(flow="frame", face_backend="dlib-hog", face_model=None, face_conf=0.5,
                                          embedder="dlib-resnet", embed_model=None, profile="eval"),
 }
 

@@ -126,8 +126,12 @@ def _paste_face(canvas: np.ndarray, face_img: np.ndarray, face_box: np.ndarray, 
     fcx, fcy = fx1 + target / 2, fy1 + (face_box[3] - face_box[1]) * s / 2
     ox, oy = int(round(cx - fcx)), int(round(cy - fcy))
     H, W = canvas.shape[:2]
-    if ox < 0 or oy < 0 or ox + pw > W or oy + ph > H:
+    if pw > W or ph > H:
         return None
+    # Seats near the edge: slide the head inside the frame rather than dropping the person.
+    shift_x = min(0, W - (ox + pw)) - min(0, ox)
+    shift_y = min(0, H - (oy + ph)) - min(0, oy)
+    ox, oy, cx, cy = ox + shift_x, oy + shift_y, cx + shift_x, cy + shift_y
     # Torso first, so the head sits on shoulders (helps person detectors and looks plausible).
     colour = tuple(int(c) for c in rng.integers(20, 200, 3))
     tw, th = int(target * 2.6), int(target * 2.2)

@@ -1,8 +1,154 @@
-"""🧪 Evaluation."""
+"""Evaluation: recognition accuracy on a labelled folder per model; ROC/DET curves and score
+histograms with the chosen threshold; apply that threshold to a course."""
 
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from aas_core.ui.resources import database_url
+from aas_core.auth import require_course, visible_courses
+from aas_core.config import PROJECT_ROOT
+from aas_core.db import session_scope
+from aas_core.db.models import Course, Role
+from aas_core.evaluation import EVAL_BACKENDS, EvalReport, evaluate_folder
+from aas_core.ui import course_settings as cs
+from aas_core.ui.auth import require_user
+from aas_core.ui.curves import eer, rates_at, roc
+from aas_core.ui.resources import database_url, models_dir
+from aas_core.ui.widgets import flash, show_flashes
 
-st.title("🧪 Evaluation")
-database_url()
+user = require_user(Role.INSTRUCTOR)
+show_flashes()
+url = database_url()
+st.title(":material/science: Evaluation")
+st.caption("A share of the identities is held back as strangers; the others enroll their first K photos and are "
+           "probed with the rest — the same matching the product uses.")
+
+DEFAULT_DIR = os.environ.get("AAS_EVAL_DIR") or str((PROJECT_ROOT.parent / "shared" / "data" / "faces_dev"))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _evaluate(folder: str, backend: str, mdir: str, enroll_k: int, strangers: float, seed: int) -> EvalReport:
+    return evaluate_folder(Path(folder), backend, Path(mdir), enroll_k=enroll_k, stranger_fraction=strangers, seed=seed)
+
+
+with st.form("eval_form"):
+    folder = st.text_input("Labelled folder (DIR/<identity>/*.jpg)", value=DEFAULT_DIR, key="eval_dir")
+    c1, c2, c3, c4 = st.columns(4)
+    chosen = c1.multiselect("Models", list(EVAL_BACKENDS), default=["arcface"], key="eval_backends")
+    enroll_k = c2.number_input("Enrollment photos per identity (K)", 1, 20, 5, key="eval_k")
+    strangers = c3.slider("Strangers (share of identities)", 0.0, 0.5, 0.2, 0.05, key="eval_strangers")
+    seed = c4.number_input("Seed", 0, 10_000, 0, key="eval_seed")
+    run = st.form_submit_button("Run evaluation", type="primary")
+
+if run:
+    p = Path(folder).expanduser()
+    if not p.is_dir():
+        st.error(f"{folder} is not a folder")
+    elif not chosen:
+        st.error("Choose at least one model.")
+    else:
+        results: dict[str, EvalReport] = {}
+        with st.status(f"Evaluating {len(chosen)} model(s) on {p.name}…", expanded=True) as status:
+            for b in chosen:
+                st.write(f"**{b}** …")
+                try:
+                    results[b] = _evaluate(str(p.resolve()), b, str(models_dir()), int(enroll_k), float(strangers),
+                                           int(seed))
+                    st.write(results[b].text())
+                except (FileNotFoundError, ValueError, ImportError) as exc:
+                    st.warning(f"{b}: skipped: {exc}")
+            status.update(label=f"Evaluated {len(results)} model(s)", state="complete" if results else "error",
+                          expanded=False)
+        st.session_state["eval_results"] = {"folder": str(p), "reports": results}
+
+state = st.session_state.get("eval_results")
+if not state or not state["reports"]:
+    st.info("Run an evaluation to see accuracy, ROC/DET curves and score distributions.")
+    st.stop()
+
+reports: dict[str, EvalReport] = state["reports"]
+st.subheader("Summary")
+table = []
+for b, r in reports.items():
+    e, e_thr = eer(r.genuine, r.impostor)
+    table.append({"model": b, "embedder": r.model, "detector": r.detector, "rank-1": r.rank1,
+                  "TAR@FAR1e-2": r.tar_at_far.get("1e-2"), "TAR@FAR1e-3": r.tar_at_far.get("1e-3"), "EER": e,
+                  "threshold": r.threshold, "open-set id": r.open_set_identification,
+                  "strangers rejected": r.stranger_rejection, "failed to detect": f"{r.failed_to_detect}/{r.images}",
+                  "ms/image": r.ms_per_image})
+st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch",
+             column_config={k: st.column_config.NumberColumn(format="%.3f") for k in
+                            ["rank-1", "TAR@FAR1e-2", "TAR@FAR1e-3", "EER", "threshold", "open-set id",
+                             "strangers rejected"]})
+
+st.subheader("Threshold")
+which = st.selectbox("Model", list(reports), key="eval_model")
+rep = reports[which]
+thr = st.slider("Threshold", 0.0, 1.0, float(round(rep.threshold, 2)), 0.01, key=f"eval_thr_{which}")
+tar, far = rates_at(rep.genuine, rep.impostor, thr)
+m1, m2, m3 = st.columns(3)
+m1.metric("Genuine accepted (TAR)", f"{tar:.1%}")
+m2.metric("Impostors accepted (FAR)", f"{far:.2%}")
+m3.metric("Model default", f"{rep.threshold:.2f}")
+
+palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea"]
+FLOOR = 1e-4  # log axes: rates of 0 (nothing observed) are drawn at this floor
+c1, c2 = st.columns(2)
+roc_fig, det_fig = go.Figure(), go.Figure()
+for i, (b, r) in enumerate(reports.items()):
+    cur = roc(r.genuine, r.impostor)
+    col = palette[i % len(palette)]
+    roc_fig.add_trace(go.Scatter(x=np.clip(cur.far, FLOOR, 1), y=cur.tar, name=b, line={"color": col}))
+    det_fig.add_trace(go.Scatter(x=np.clip(cur.far, FLOOR, 1), y=np.clip(cur.frr, FLOOR, 1), name=b,
+                                 line={"color": col}))
+    at = thr if b == which else r.threshold
+    t_, f_ = rates_at(r.genuine, r.impostor, at)
+    marker = {"color": col, "size": 12, "symbol": "x"}
+    roc_fig.add_trace(go.Scatter(x=[max(f_, FLOOR)], y=[t_], mode="markers", marker=marker, showlegend=False,
+                                 hovertext=f"{b} @ {at:.2f}: TAR {t_:.3f}, FAR {f_:.4f}"))
+    det_fig.add_trace(go.Scatter(x=[max(f_, FLOOR)], y=[max(1 - t_, FLOOR)], mode="markers", marker=marker,
+                                 showlegend=False, hovertext=f"{b} @ {at:.2f}"))
+log_axis = {"type": "log", "range": [-4.1, 0.05], "exponentformat": "power", "dtick": 1}
+roc_fig.update_layout(title="ROC (× = chosen threshold)", xaxis={"title": "false accept rate", **log_axis},
+                      yaxis={"title": "true accept rate", "range": [0, 1.02]}, height=380)
+det_fig.update_layout(title="DET (lower left is better)", xaxis={"title": "false accept rate", **log_axis},
+                      yaxis={"title": "false reject rate", **log_axis}, height=380)
+c1.plotly_chart(roc_fig, width="stretch")
+c2.plotly_chart(det_fig, width="stretch")
+st.caption(f"Rates of 0 (no error observed among {len(rep.genuine)} genuine and {len(rep.impostor)} impostor pairs) "
+           f"are drawn at {FLOOR:g}.")
+
+hist = go.Figure()
+hist.add_trace(go.Histogram(x=rep.genuine, name="genuine (same person)", opacity=0.65, marker_color="#16a34a",
+                            histnorm="probability density", nbinsx=50))
+hist.add_trace(go.Histogram(x=rep.impostor, name="impostor (different people)", opacity=0.65, marker_color="#dc2626",
+                            histnorm="probability density", nbinsx=50))
+hist.add_vline(x=thr, line_dash="dash", annotation_text=f"threshold {thr:.2f}")
+hist.update_layout(barmode="overlay", title=f"{which}: score distributions", xaxis_title="cosine similarity")
+st.plotly_chart(hist, width="stretch")
+
+# --- apply to a course -----------------------------------------------------------------------------
+st.subheader("Apply this threshold")
+with session_scope(url) as s:
+    courses = visible_courses(s, user)
+if not courses:
+    st.caption("No course to apply it to.")
+else:
+    codes = {c.id: c.code for c in courses}
+    a, b = st.columns([2, 1])
+    cid = a.selectbox("Course", list(codes), format_func=lambda i, _c=codes: _c[i], key="eval_course")
+    if b.button(f"Apply {thr:.2f} to {codes[cid]}", type="primary", key="eval_apply"):
+        with session_scope(url) as s:
+            course = s.get(Course, cid)
+            require_course(user, course)
+            cs.update_course(s, course, actor=user.username, thresholds=cs.thresholds_dict(
+                thr, rep.model, f"evaluation {which} on {Path(state['folder']).name}, {date.today():%Y-%m-%d}"))
+        flash(f"{codes[cid]}: recognition threshold set to {thr:.2f} ({rep.model})")
+        st.rerun()

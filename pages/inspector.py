@@ -1,8 +1,246 @@
-"""🔬 Pipeline Inspector."""
+"""Pipeline Inspector: every stage of the face pipeline on one image, with every knob in the sidebar.
 
+Stage results are cached per image and the config fields each stage depends on, so moving
+the recognition threshold only re-runs matching, and the SR knobs do not re-run detection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import plotly.express as px
 import streamlit as st
+from sqlalchemy import select
 
-from aas_core.ui.resources import database_url
+from aas_core import privacy
+from aas_core.auth import visible_courses
+from aas_core.db import session_scope
+from aas_core.db.models import ClassSession, Role, Snapshot
+from aas_core.imageio import ImageError, decode_image
+from aas_core.ui import stages
+from aas_core.ui.auth import require_user
+from aas_core.ui.draw import SOURCE_HEX, draw_detections, side_by_side
+from aas_core.ui.enroll import IMAGE_TYPES
+from aas_core.ui.resources import (
+    base_config,
+    course_threshold,
+    database_url,
+    get_pipeline,
+    image_store,
+    models_dir,
+    settings,
+)
+from aas_core.ui.widgets import show_bgr, show_flashes
+from aas_core.vision.profiles import PROFILES
 
-st.title("🔬 Pipeline Inspector")
-database_url()
+SOURCE_LABEL = {"person": "inside a person box", "tile": "on a tile", "frame": "on the whole frame"}
+
+user = require_user(Role.INSTRUCTOR)
+show_flashes()
+url = database_url()
+cfg_settings = settings()
+store = image_store()
+st.title(":material/biotech: Pipeline Inspector")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _decode(data: bytes, name: str):  # type: ignore[no-untyped-def]
+    return decode_image(data, name=name, max_pixels=cfg_settings.max_image_pixels,
+                        max_bytes=cfg_settings.max_upload_bytes)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _model_files(mdir: str) -> dict[str, list[tuple[str, str | None]]]:
+    """Per stage, (backend, file) choices whose weights are present."""
+    from pathlib import Path
+
+    from aas_core.vision.registry import load_manifest
+
+    out: dict[str, list[tuple[str, str | None]]] = {"face": [], "enhance": [], "person": []}
+    try:
+        specs = load_manifest(mdir)
+    except Exception:  # noqa: BLE001 - a broken manifest must not break the page
+        specs = []
+    for sp in specs:
+        if sp.stage in out and (Path(mdir) / sp.file).is_file():
+            out[sp.stage].append((sp.backend, sp.file))
+    out["face"].append(("dlib-hog", None))
+    out["enhance"].append(("clahe", None))
+    return out
+
+
+with session_scope(url) as s:
+    courses = visible_courses(s, user)
+    course_ids = [c.id for c in courses]
+    snaps = s.execute(
+        select(Snapshot.id, Snapshot.index, ClassSession.id, ClassSession.started_at, ClassSession.course_id)
+        .join(ClassSession, Snapshot.session_id == ClassSession.id)
+        .where(Snapshot.image_path.is_not(None), ClassSession.course_id.in_(course_ids or [-1]))
+        .order_by(ClassSession.started_at.desc(), Snapshot.index).limit(60)).all()
+codes = {c.id: c.code for c in courses}
+
+# --- sidebar: image source and every knob -------------------------------------------------------
+sb = st.sidebar
+sb.header("Image")
+source = sb.radio("Source", ["Upload", "Stored snapshot"], horizontal=True, key="insp_source")
+image = None
+img_name = ""
+if source == "Upload":
+    up = st.file_uploader("Image to inspect (a classroom snapshot, a group photo…)", type=IMAGE_TYPES,
+                          key="insp_upload")
+    if up is not None:
+        try:
+            image = _decode(up.getvalue(), up.name)
+            img_name = up.name
+        except ImageError as exc:
+            st.error(str(exc))
+else:
+    if not snaps:
+        sb.caption("No stored snapshots in your courses yet.")
+    else:
+        snap_labels = {r[0]: f"{codes.get(r[4], '?')} · session {r[2]} · S{r[1] + 1} · {r[3]:%Y-%m-%d %H:%M}"
+                       for r in snaps}
+        snap_id = sb.selectbox("Snapshot", list(snap_labels), format_func=lambda i, _l=snap_labels: _l[i],
+                               key="insp_snap")
+        try:
+            with session_scope(url) as s:
+                image = privacy.snapshot_image(s, store, user, snap_id)
+            img_name = snap_labels[snap_id]
+        except (FileNotFoundError, PermissionError) as exc:
+            st.error(str(exc))
+
+sb.header("Pipeline")
+profile = sb.selectbox("Profile", ["auto", *PROFILES], key="insp_profile",
+                       index=(["auto", *PROFILES].index(cfg_settings.profile)
+                              if cfg_settings.profile in ["auto", *PROFILES] else 0))
+base, notes = base_config(profile)
+for n in notes:
+    sb.caption(n)
+files = _model_files(str(models_dir()))
+
+face_opts = files["face"] or [(base.face_backend, base.face_model)]
+if (base.face_backend, base.face_model) not in face_opts:
+    face_opts.insert(0, (base.face_backend, base.face_model))
+face_choice = sb.selectbox("Face detector", face_opts, index=face_opts.index((base.face_backend, base.face_model)),
+                           format_func=lambda t: f"{t[0]} · {t[1]}" if t[1] else t[0], key=f"insp_face_{profile}")
+flows = ["persons", "tiled", "frame"]
+flow = sb.radio("Flow", flows, index=flows.index(base.flow), horizontal=True, key=f"insp_flow_{profile}",
+                help="persons: faces inside person boxes · tiled: overlapping tiles of the frame · frame: whole frame")
+face_conf = sb.slider("Face detection threshold", 0.05, 0.95, float(base.face_conf), 0.05, key="insp_face_conf")
+person_opts = files["person"] or [(base.person_backend, base.person_model)]
+person_choice = (base.person_backend, base.person_model)
+person_conf = base.person_conf
+if flow == "persons":
+    if person_choice not in person_opts:
+        person_opts.insert(0, person_choice)
+    person_choice = sb.selectbox("Person detector", person_opts, index=person_opts.index(person_choice),
+                                 format_func=lambda t: f"{t[0]} · {t[1]}", key=f"insp_person_{profile}")
+    person_conf = sb.slider("Person detection threshold", 0.05, 0.95, float(base.person_conf), 0.05,
+                            key="insp_person_conf")
+min_face = sb.slider("Min face size (px)", 4, 120, int(base.min_face_px), 1, key="insp_min_face")
+tile = base.tile
+if flow == "tiled":
+    tile = sb.select_slider("Tile size (px)", [320, 480, 640, 800, 960, 1280], value=base.tile
+                            if base.tile in [320, 480, 640, 800, 960, 1280] else 640, key="insp_tile")
+sr_on = sb.toggle("Super-resolution / enhancement of small faces", value=base.enhancer is not None,
+                  key=f"insp_sr_{profile}")
+enh_choice: tuple[str, str | None] | None = None
+sr_below = base.sr_below_px
+if sr_on:
+    enh_opts = files["enhance"]
+    current = (base.enhancer, base.enhancer_model) if base.enhancer else enh_opts[0]
+    if current not in enh_opts:
+        enh_opts.insert(0, current)
+    enh_choice = sb.selectbox("Enhancer", enh_opts, index=enh_opts.index(current),
+                              format_func=lambda t: f"{t[0]} · {t[1]}" if t[1] else t[0], key=f"insp_enh_{profile}")
+    sr_below = sb.slider("Enhance faces smaller than (px)", 8, 160, int(base.sr_below_px), 4, key="insp_sr_below")
+
+sb.header("Recognition")
+course_opts = [None, *course_ids]
+course_id = sb.selectbox("Course gallery", course_opts, index=1 if course_ids else 0, key="insp_course",
+                         format_func=lambda i, _c=codes: "— none (detection only) —" if i is None else _c[i])
+course = next((c for c in courses if c.id == course_id), None)
+
+config = base.with_(flow=flow, face_backend=face_choice[0], face_model=face_choice[1], face_conf=float(face_conf),
+                    person_backend=person_choice[0], person_model=person_choice[1], person_conf=float(person_conf),
+                    min_face_px=int(min_face), tile=int(tile),
+                    enhancer=enh_choice[0] if enh_choice else None,
+                    enhancer_model=enh_choice[1] if enh_choice else None,
+                    sr_below_px=int(sr_below), threshold=None, profile=f"inspector:{profile}")
+
+if image is None:
+    st.info("Upload an image (or pick a stored snapshot in the sidebar) to see every stage of the pipeline.")
+    st.stop()
+
+try:
+    pipeline = get_pipeline(config)
+except Exception as exc:  # noqa: BLE001 - missing weights, unknown backend: say which
+    st.error(f"Cannot build this pipeline: {exc}")
+    st.stop()
+
+default_thr = course_threshold(course.thresholds if course else None)
+default_thr = pipeline.threshold if default_thr is None else default_thr
+threshold = sb.slider("Recognition threshold", 0.0, 1.0, float(round(default_thr, 2)), 0.01,
+                      key=f"insp_thr_{course_id}_{pipeline.embedder.name}")
+
+gallery = stages.course_gallery(url, course.id, pipeline.embedder.name) if course else None
+if course and gallery is None:
+    st.warning(f"{course.code} has no enrolled faces for {pipeline.embedder.name} (the first session with this "
+               "model re-embeds stored photos): matching is skipped.")
+
+img_hash = hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest()
+try:
+    res = stages.run_staged(pipeline, image, gallery, threshold, img_hash)
+except Exception as exc:  # noqa: BLE001
+    st.error(f"The pipeline failed on this image: {exc}")
+    st.stop()
+result = res.as_pipeline_result()
+
+# --- timings -----------------------------------------------------------------------------------
+t = res.timings_ms
+mc = st.columns(6)
+for col, k in zip(mc, ["persons", "faces", "enhance", "embed", "match", "total"]):
+    col.metric(f"{k} (ms)", f"{t.get(k, 0):.0f}")
+st.caption(f"{img_name} · {image.shape[1]}×{image.shape[0]} · {len(res.persons)} persons · {len(res.faces)} faces · "
+           f"model {res.model_name} · threshold {res.threshold:.2f} · stage times as measured when first computed "
+           "(cached results are reused until a knob they depend on changes)")
+
+# --- frame ---------------------------------------------------------------------------------------
+rows = result.face_rows()
+labels = [f"#{r['face']} {r['student']}" if r.get("student") else f"#{r['face']}" for r in rows]
+show_bgr(draw_detections(image, res.persons.xyxy if len(res.persons) else None, res.faces.xyxy,
+                         list(res.faces.source), labels))
+st.markdown("Face boxes by where they were found: " + " &nbsp; ".join(
+    f"<span style='color:{c}'>■</span> {SOURCE_LABEL[s]}" for s, c in SOURCE_HEX.items())
+    + " &nbsp; <span style='color:#a0a0a0'>■</span> person box", unsafe_allow_html=True)
+
+# --- match table ------------------------------------------------------------------------------------
+st.subheader("Faces and matches")
+if rows:
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+else:
+    st.caption("No faces found: lower the detection threshold or the minimum face size, or try the tiled flow.")
+
+# --- crops -----------------------------------------------------------------------------------------
+if rows:
+    st.subheader("Crops" + (" (original | enhanced)" if any(e is not None for e in res.crops.enhanced) else ""))
+    pairs = [side_by_side(c, e, height=112) for c, e in zip(res.crops.crops, res.crops.enhanced)]
+    caps = [f"#{r['face']} {r['size_px']}px {r['source']}" + (f" → {r['student']} {r['similarity']:.2f}"
+                                                                  if r.get("student") else "") for r in rows]
+    per_row = 6
+    for start in range(0, len(pairs), per_row):
+        cols = st.columns(per_row)
+        for col, img, cap in zip(cols, pairs[start:start + per_row], caps[start:start + per_row]):
+            with col:
+                show_bgr(img, caption=cap)
+    if len(rows) > 1 and res.match is not None:
+        sims = pd.DataFrame({"face": [f"#{r['face']}" for r in rows], "best similarity": [
+            float(res.match.top_similarity[i][0]) if len(res.match.top_similarity[i]) else 0.0
+            for i in range(len(rows))]})
+        fig = px.bar(sims, x="face", y="best similarity", title="Best similarity per face (top-1 candidate)",
+                     height=320)
+        fig.update_xaxes(type="category")
+        fig.update_yaxes(range=[0, 1])
+        fig.add_hline(y=res.threshold, line_dash="dash", annotation_text=f"threshold {res.threshold:.2f}")
+        st.plotly_chart(fig, width="stretch")

@@ -1,8 +1,361 @@
-"""🎥 Live Session."""
+"""Live Session: run a class session (camera plan or uploaded snapshots), watch each snapshot's
+result arrive, then review statuses with the evidence and override where needed."""
 
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
 import streamlit as st
 
-from aas_core.ui.resources import database_url
+from aas_core.auth import visible_courses
+from aas_core.db import repo, session_scope
+from aas_core.db.models import Role
+from aas_core.sessions import SessionService
+from aas_core.ui import course_settings as cs
+from aas_core.ui import live
+from aas_core.ui.auth import require_user
+from aas_core.ui.enroll import IMAGE_TYPES, decode_uploads
+from aas_core.ui.resources import course_config, database_url, get_pipeline, image_store, settings
+from aas_core.ui.widgets import flash, pick_course, secrets_mapping, show_bgr, show_flashes, status_text
+from aas_core.vision.pipeline import draw_result
 
-st.title("🎥 Live Session")
-database_url()
+user = require_user(Role.INSTRUCTOR)
+show_flashes()
+url = database_url()
+cfg = settings()
+store = image_store()
+st.title(":material/videocam: Live Session")
+
+with session_scope(url) as s:
+    courses = visible_courses(s, user)
+if not courses:
+    st.info("Create a course and enroll its students first (**Courses**, **Students**).")
+    st.stop()
+
+course = pick_course(courses, key="live_course")
+assert course is not None
+with session_scope(url) as s:
+    roster_n = len(repo.roster(s, course))
+    recent = [(x.id, x.started_at, x.status.value) for x in repo.sessions_of(s, course)[:20]]
+st.caption(f"{roster_n} students on the roster · plan: "
+           + ", ".join(f"{k} {v:g}" for k, v in cs.effective_plan(course.capture_plan, cfg).items()))
+if roster_n == 0:
+    st.warning("The roster is empty: every face will be 'unknown'. Add students on **Courses**.")
+
+
+def _service() -> SessionService:
+    pipe = get_pipeline(course_config(course.thresholds))
+    for note in live.pipeline_notes(pipe, course.thresholds):
+        st.warning(note)
+    return SessionService(url, store, pipe, cfg)
+
+
+@st.cache_resource(show_spinner=False)
+def _camera_runs() -> dict[int, live.CameraRun]:
+    """Camera sessions running in this server process (survive reruns and page reloads)."""
+    return {}
+
+
+tab_upload, tab_camera = st.tabs(["Run from uploaded images", "Camera"])
+
+# --- uploaded snapshots ---------------------------------------------------------------------------
+with tab_upload:
+    st.markdown("For demos without a camera: 1–5 classroom photos, used as the session's snapshots in order.")
+    gen = st.session_state.setdefault("live_upload_gen", 0)
+    files = st.file_uploader("Snapshots", type=IMAGE_TYPES, accept_multiple_files=True, key=f"live_files_{gen}")
+    files = files or []
+    if st.checkbox("Order by file name", value=True):
+        files = sorted(files, key=lambda f: f.name)
+    if len(files) > 5:
+        st.error(f"{len(files)} images: a session has at most 5 snapshots.")
+    elif files:
+        st.caption(" → ".join(f"{i + 1}: {f.name}" for i, f in enumerate(files)))
+        if st.button(f"Run session with {len(files)} snapshot(s)", type="primary", key="live_run"):
+            images, bad = decode_uploads([(f.name, f.getvalue()) for f in files], cfg)
+            if bad:
+                for r in bad:
+                    st.error(f"{r.name}: {'; '.join(r.reasons)}")
+                st.stop()
+            try:
+                svc = _service()
+            except Exception as exc:  # noqa: BLE001 - missing weights etc.
+                st.error(f"Cannot load the face models: {exc}")
+                st.stop()
+            with session_scope(url) as s:
+                names = {x.student_number: x.name for x in repo.roster(s, repo.get_course(s, course.code))}
+            progress = st.progress(0.0, text="Starting…")
+            with st.status(f"Processing {len(images)} snapshot(s)…", expanded=True) as status:
+                cols = st.columns(len(images))
+
+                def on_processed(k: int, img, result) -> None:  # type: ignore[no-untyped-def]
+                    progress.progress((k + 1) / len(images), text=f"Snapshot {k + 1}/{len(images)} done")
+                    with cols[k]:
+                        if isinstance(result, Exception):
+                            st.error(f"Snapshot {k + 1} failed: {result}")
+                            return
+                        show_bgr(draw_result(img, result, {sn: sn for sn in names}))
+                        rec = sum(a is not None for a in (result.match.assigned if result.match else []))
+                        st.caption(f"Snapshot {k + 1}: {len(result)} faces, {rec} recognised · "
+                                   f"{result.timings_ms.get('total', 0):.0f} ms")
+
+                try:
+                    sid, outcome = live.run_images(svc, course.code, [img for _, img in images],
+                                                   actor=user.username, on_processed=on_processed)
+                except (LookupError, ValueError) as exc:
+                    status.update(label=f"Session failed: {exc}", state="error")
+                    st.stop()
+                if outcome is None:
+                    status.update(label=f"Session {sid}: no snapshot could be processed; it was closed without "
+                                        "attendance", state="error")
+                    st.stop()
+                status.update(label=f"Session {sid} done: {len(outcome.statuses)} students, "
+                                    f"{outcome.unknown_faces} unknown face(s)", state="complete", expanded=False)
+            st.session_state["live_session_id"] = st.session_state["review_pick"] = sid
+            st.session_state["live_upload_gen"] = gen + 1
+            flash(f"Session {sid} finished: review the statuses below", ":material/task_alt:")
+            st.rerun()
+
+# --- camera ---------------------------------------------------------------------------------------
+with tab_camera:
+    runs = _camera_runs()
+    active = next((r for r in runs.values() if r.course_code == course.code and not r.finished), None)
+    if not course.camera:
+        st.info("No camera configured for this course: set one on **Courses → Camera**. "
+                "Use *Run from uploaded images* meanwhile.")
+    else:
+        cam_cfg = None
+        try:
+            cam_cfg = cs.camera_config(course.camera, course.code, secrets_mapping())
+        except Exception as exc:  # noqa: BLE001 - pydantic validation: show why
+            st.error(f"The camera settings are incomplete: {exc}. Passwords go in `.streamlit/secrets.toml` "
+                     f"under `[cameras.{cs.secret_key(course.code)}]`.")
+        if cam_cfg is not None:
+            st.markdown(f"**{cam_cfg.name or cam_cfg.kind}** · `{cam_cfg.display_url or cam_cfg.kind}`")
+            a, b, c = st.columns(3)
+            if a.button("Preview (grab one frame)", key="cam_preview", disabled=active is not None):
+                from aas_core.capture import CameraError, make_camera
+
+                camera = make_camera(cam_cfg)
+                try:
+                    with st.spinner("Grabbing…"):
+                        st.session_state["cam_preview_img"] = camera.grab()
+                except CameraError as exc:
+                    st.error(str(exc))
+                finally:
+                    camera.close()
+            for col, on in ((b, True), (c, False)):
+                if col.button(f"Light {'on' if on else 'off'}", key=f"cam_light_{on}", disabled=active is not None):
+                    from aas_core.capture import CameraError, make_camera
+
+                    camera = make_camera(cam_cfg)
+                    try:
+                        camera.light(on)
+                        st.toast(f"Light {'on' if on else 'off'}", icon=":material/lightbulb:")
+                    except CameraError as exc:
+                        st.error(str(exc))
+                    finally:
+                        camera.close()
+            if st.session_state.get("cam_preview_img") is not None:
+                show_bgr(st.session_state["cam_preview_img"], caption="Preview")
+
+            st.markdown("**Capture plan**")
+            demo = st.checkbox("Demo timing (snapshots after 10 s, 20 s and before 60 s)", key="cam_demo")
+            plan = cs.capture_plan(course.capture_plan, cfg)
+            if demo:
+                from aas_core.capture import CapturePlan
+
+                plan = CapturePlan(n=plan.n, first_after_s=10, second_after_s=10, session_length_s=60, margin_s=5)
+            st.caption(f"{plan.n} snapshots: first after {plan.first_after_s / 60:g} min, then "
+                       f"{plan.second_after_s / 60:g} min later, the last at a random time before "
+                       f"{plan.session_length_s / 60:g} min.")
+            use_light = st.checkbox("Switch the light on for each snapshot", value=cam_cfg.use_builtin_light,
+                                    key="cam_use_light")
+            if active is None and st.button("Start session", type="primary", key="cam_start"):
+                from aas_core.capture import make_camera
+
+                try:
+                    svc = _service()
+                    run = live.start_camera_run(svc, course.code, make_camera(cam_cfg), plan, actor=user.username,
+                                                settle_s=cfg.light_settle_s, use_light=use_light)
+                except Exception as exc:  # noqa: BLE001
+                    st.error(f"Could not start: {exc}")
+                else:
+                    runs[run.session_id] = run
+                    st.session_state["live_session_id"] = st.session_state["review_pick"] = run.session_id
+                    st.rerun()
+
+    if active is not None:
+
+        @st.fragment(run_every=1)
+        def _runner_panel() -> None:
+            run = _camera_runs().get(active.session_id)
+            if run is None:
+                return
+            stt = run.runner.status
+            now = datetime.now(UTC)
+            st.markdown(f"**Session {run.session_id}** · state `{stt.state}` · taken "
+                        f"{len(stt.taken)}/{stt.total} · missing {len(stt.missing)}")
+            if stt.next_due_at is not None:
+                left = max(timedelta(0), stt.next_due_at - now)
+                st.metric(f"Snapshot {(stt.next_index or 0) + 1} in", f"{int(left.total_seconds()) // 60:02d}:"
+                                                                       f"{int(left.total_seconds()) % 60:02d}")
+            elif stt.state == "capturing":
+                st.info("Capturing…")
+            st.progress(len(stt.taken + stt.missing) / max(1, stt.total))
+            for e in stt.errors[-5:]:
+                st.warning(e)
+            # A snapshot was stored/processed since the page last drew: redraw it (annotated result below).
+            states = live.snapshot_states(url, run.session_id)
+            if st.session_state.get("cam_states") != states:
+                st.session_state["cam_states"] = states
+                st.rerun(scope="app")
+            if run.finished and not run.runner.running:  # done, and on_done has decided attendance
+                st.rerun(scope="app")
+
+        _runner_panel()
+        if st.button("Stop and decide now", key="cam_stop"):
+            outcome = live.stop_camera_run(_service(), active, actor=user.username)
+            if outcome is None:
+                flash(f"Session {active.session_id} stopped: no snapshot was taken, so no attendance was recorded",
+                      ":material/warning:")
+            else:
+                flash(f"Session {outcome.session_id} stopped and decided", ":material/stop_circle:")
+            st.rerun()
+
+# --- review ---------------------------------------------------------------------------------------
+st.divider()
+st.subheader("Review")
+ids = [r[0] for r in recent]
+current = st.session_state.get("live_session_id")
+if current not in ids:
+    current = ids[0] if ids else None
+if current is None:
+    st.caption("No session of this course yet.")
+    st.stop()
+labels = {sid: f"#{sid} · {t:%Y-%m-%d %H:%M} UTC · {stat}" for sid, t, stat in recent}
+if st.session_state.get("review_pick") not in ids:
+    st.session_state["review_pick"] = current
+current = st.selectbox("Session", ids, format_func=lambda i, _l=labels: _l[i], key="review_pick")
+st.session_state["live_session_id"] = current
+
+
+
+@st.cache_data(show_spinner="Loading the session…", max_entries=4)
+def _review(session_id: int, _user, username: str, fingerprint: str) -> live.Review:  # type: ignore[no-untyped-def]
+    """Crops and annotated snapshots are read from disk once per change of the session (not per rerun)."""
+    return live.load_review(url, store, _user, session_id)
+
+
+review = _review(current, user, user.username, live.review_fingerprint(url, current))
+if review.status == "running":
+    st.info("This session is still running: statuses appear when it is decided.")
+elif review.status == "aborted":
+    st.warning("This session was closed without attendance: no snapshot could be captured and processed.")
+
+# snapshots
+st.markdown(f"**Snapshots** ({len(review.snapshots)}/{review.n_snapshots}) · "
+            f"{review.unknown_faces} unknown face(s) at most per snapshot")
+cols = st.columns(max(1, review.n_snapshots))
+for k in range(review.n_snapshots):
+    view = next((v for v in review.snapshots if v.index == k), None)
+    with cols[k]:
+        if view is None:
+            st.caption(f"Snapshot {k + 1}: not taken yet")
+            continue
+        if view.image is not None:
+            show_bgr(view.image)
+        cap = f"Snapshot {k + 1}: {view.status}"
+        if view.status == "processed":
+            cap += f" · {view.faces} faces, {view.recognised} recognised"
+            if view.timings_ms:
+                cap += f" · {view.timings_ms.get('total', 0):.0f} ms"
+        st.caption(cap)
+        if view.error:
+            st.error(view.error)
+
+if not review.rows:
+    st.stop()
+
+counts = pd.Series([r.final_status for r in review.rows]).value_counts()
+mcols = st.columns(4)
+for col, stt in zip(mcols, live.STATUS_VALUES):
+    col.metric(status_text(stt), int(counts.get(stt, 0)))
+
+st.markdown("**Statuses and evidence** — change *final* and give a *reason*, then save. "
+            "S1…S3: the face matched to the student in each snapshot.")
+rows = live.editor_rows(review)
+editor_key = f"review_editor_{review.session_id}"
+image_cols = {f"S{k + 1}": st.column_config.ImageColumn(f"S{k + 1}", width="small") for k in range(review.n_snapshots)}
+edited = st.data_editor(
+    pd.DataFrame(rows), key=editor_key, hide_index=True, width="stretch", num_rows="fixed", row_height=64,
+    disabled=["student_id", "name", "auto", "presence", *image_cols, "similarity", "overridden_by"],
+    column_config={
+        "student_id": st.column_config.TextColumn("Student", width="medium"),
+        "auto": st.column_config.TextColumn("Automatic", width="small"),
+        "presence": st.column_config.TextColumn("Seen", help="✓ seen · ✗ not seen · – snapshot missing"),
+        **image_cols,
+        "similarity": st.column_config.TextColumn("Similarity", help="Per snapshot"),
+        "final": st.column_config.SelectboxColumn("Final", options=live.STATUS_VALUES, required=True),
+        "reason": st.column_config.TextColumn("Reason", help="Required for a change"),
+        "overridden_by": st.column_config.TextColumn("Overridden by", width="small"),
+    })
+changes = live.changed_rows(rows, edited.to_dict("records"))
+if st.button(f"Save {len(changes)} override(s)" if changes else "Save overrides", type="primary",
+             disabled=not changes, key="review_save"):
+    res = live.apply_overrides(url, user, review.session_id, changes)
+    if res.errors:
+        for e in res.errors:
+            st.error(e)
+    else:
+        st.session_state.pop(editor_key, None)
+        flash(f"Saved {len(res.saved)} override(s)", ":material/save:")
+        st.rerun()
+
+
+@st.dialog("Override a status")
+def _override_dialog(session_id: int, options: dict[str, str], finals: dict[str, str]) -> None:
+    sn = st.selectbox("Student", list(options), format_func=lambda x, _o=options: _o[x], key="ovr_student")
+    new = st.selectbox("New status", live.STATUS_VALUES, index=live.STATUS_VALUES.index(finals[sn])
+                       if finals[sn] in live.STATUS_VALUES else 0, key="ovr_status")
+    reason = st.text_input("Reason", key="ovr_reason", placeholder="e.g. seen in class, face covered")
+    if st.button("Save override", type="primary", key="ovr_save"):
+        res = live.apply_overrides(url, user, session_id, {sn: (new, reason)})
+        if res.errors:
+            st.error("; ".join(res.errors))
+        else:
+            flash(f"{sn}: {new} saved", ":material/save:")
+            st.rerun()
+
+
+if st.button("Override one student…", key="override_open"):
+    _override_dialog(review.session_id, {r.student_number: f"{r.student_number} — {r.name} ({r.final_status})"
+                                         for r in review.rows},
+                     {r.student_number: r.final_status for r in review.rows})
+
+with st.expander("Evidence for one student (larger crops, top matches)"):
+    pick = st.selectbox("Student", [r.student_number for r in review.rows], key="evidence_pick",
+                        format_func=lambda sn: next(f"{r.student_number} — {r.name}" for r in review.rows
+                                                    if r.student_number == sn))
+    row = next(r for r in review.rows if r.student_number == pick)
+    st.caption(f"automatic {row.auto_status} · final {row.final_status} · seen {row.presence}"
+               + (f" · overridden by {row.overridden_by}: {row.reason}" if row.overridden_by else ""))
+    if not row.evidence:
+        st.caption("Not recognised in any snapshot.")
+    ecols = st.columns(max(1, review.n_snapshots))
+    for ev in row.evidence:
+        with ecols[ev.snapshot % len(ecols)]:
+            if ev.crop is not None:
+                show_bgr(ev.crop, width=160)
+            st.caption(f"S{ev.snapshot + 1} · similarity {ev.similarity:.2f}" if ev.similarity is not None
+                       else f"S{ev.snapshot + 1}")
+
+if review.unknown:
+    with st.expander(f"Unknown faces ({len(review.unknown)})"):
+        ucols = st.columns(6)
+        for i, ev in enumerate(review.unknown[:60]):
+            with ucols[i % 6]:
+                if ev.crop is not None:
+                    show_bgr(ev.crop, width=110)
+                top = ", ".join(f"{t[0]} {t[1]:.2f}" for t in (ev.top or [])[:3])
+                st.caption(f"S{ev.snapshot + 1} · {top or 'no candidates'}")

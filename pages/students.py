@@ -1,13 +1,270 @@
-"""Students: add students and enroll their faces."""
+"""Students: add students, record consent, enroll faces (photos, webcam, short video), manage the gallery.
+
+Students (role student) see and manage only themselves.
+"""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from aas_core import privacy
+from aas_core.auth import AccessDenied, require_student_access, visible_courses
 from aas_core.db import repo, session_scope
-from aas_core.ui.resources import database_url
+from aas_core.db.models import FaceSample, Role
+from aas_core.enrollment import delete_sample
+from aas_core.ui import enroll as en
+from aas_core.ui.auth import require_user
+from aas_core.ui.draw import fit, jpeg_bytes
+from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
+from aas_core.ui.widgets import flash, show_flashes
 
-st.title("🧑‍🎓 Students")
+user = require_user()
+show_flashes()
 url = database_url()
+cfg = settings()
+store = image_store()
+is_student = user.role == Role.STUDENT and not user.is_admin
+st.title(":material/school: " + ("My photos & consent" if is_student else "Students"))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumb(rel: str, side: int = 200) -> bytes | None:
+    try:
+        return jpeg_bytes(fit(store.load(rel), side))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+# --- who may be shown -------------------------------------------------------------------------
 with session_scope(url) as s:
-    rows = [{"id": x.student_number, "name": x.name, "samples": len(x.samples), "consent": x.has_consent}
-            for x in repo.list_students(s)]
-st.dataframe(rows, hide_index=True, width="stretch")
+    if is_student:
+        if not user.student_number:
+            st.error("This account is not linked to a student record; ask an administrator.")
+            st.stop()
+        visible = [repo.get_student(s, user.student_number)]
+        courses = []
+    else:
+        courses = visible_courses(s, user)
+        if user.is_admin:
+            visible = list(repo.list_students(s))
+        else:
+            ids = {e.student_id for c in courses for e in c.enrollments}
+            visible = [x for x in repo.list_students(s) if x.id in ids]
+    rows = [{"student_id": x.student_number, "name": x.name, "email": x.email or "",
+             "courses": ", ".join(sorted(e.course.code for e in x.enrollments
+                                         if user.is_admin or is_student or e.course in courses)),
+             "consent": x.has_consent, "samples": len({f.image_path for f in x.samples if f.accepted})}
+            for x in visible]
+    course_codes = [c.code for c in courses]
+
+# --- add a student (instructors / admins) ------------------------------------------------------
+if not is_student:
+    left, right = st.columns([3, 2])
+    with right, st.form("add_student", clear_on_submit=True):
+        st.markdown("**Add a student**")
+        sid = st.text_input("Student ID", key="add_sid", placeholder="s12345")
+        name = st.text_input("Name", key="add_name")
+        email = st.text_input("E-mail (optional)", key="add_email")
+        course_opts = course_codes + ([None] if user.is_admin else [])
+        course_code = st.selectbox("Put on the roster of", course_opts, key="add_course",
+                                   format_func=lambda c: "— no course —" if c is None else c,
+                                   help="Instructors add students to one of their courses.")
+        consent = st.checkbox(
+            "The student has given written consent to face enrollment", key="add_consent",
+            disabled=not user.is_admin,
+            help=None if user.is_admin else "Only an administrator or the student themself can record consent.")
+        if st.form_submit_button("Add student", type="primary"):
+            if not sid.strip() or not name.strip():
+                st.error("Student ID and name are required.")
+            elif not user.is_admin and not course_code:
+                st.error("Create a course first: instructors add students to one of their courses.")
+            else:
+                try:
+                    with session_scope(url) as s:
+                        new = repo.add_student(s, sid, name, email=email.strip() or None,
+                                               consent=consent and user.is_admin, actor=user.username)
+                        if course_code:
+                            repo.enroll_in_course(s, repo.get_course(s, course_code), new, actor=user.username)
+                    st.session_state["students_pick"] = sid.strip()
+                    flash(f"Student {sid.strip()} added" + (f" to {course_code}" if course_code else ""))
+                    st.rerun()
+                except ValueError as exc:
+                    st.error(str(exc))
+    with left:
+        st.markdown(f"**{len(rows)} student(s)**" + ("" if user.is_admin else " on your courses"))
+        if rows:
+            st.dataframe(rows, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rows)),
+                         column_config={"consent": st.column_config.CheckboxColumn("Consent"),
+                                        "samples": st.column_config.NumberColumn("Photos")})
+        else:
+            st.info("No students yet: add one with the form, or import a roster CSV on **Courses**.")
+
+if not visible:
+    st.stop()
+
+# --- one student --------------------------------------------------------------------------------
+st.divider()
+numbers = [x.student_number for x in visible]
+names = {x.student_number: x.name for x in visible}
+if is_student:
+    current = numbers[0]
+else:
+    if st.session_state.get("students_pick") not in numbers:
+        st.session_state["students_pick"] = numbers[0]
+    current = st.selectbox("Student", numbers, key="students_pick", format_func=lambda n, _n=names: f"{n} — {_n[n]}")
+
+with session_scope(url) as s:
+    student = repo.get_student(s, current)
+    try:
+        require_student_access(user, student)
+    except AccessDenied as exc:
+        st.error(str(exc))
+        st.stop()
+    has_consent = student.has_consent
+    consent_at = student.consent_given_at
+    samples = [x for x in privacy.student_samples(s, user, current) if x.accepted]
+
+st.subheader(f"{current} — {names[current]}")
+
+# consent -------------------------------------------------------------------------------------
+c1, c2 = st.columns([3, 1])
+if has_consent:
+    c1.success(f"Consent to face enrollment recorded on {consent_at:%Y-%m-%d %H:%M} UTC.")
+else:
+    c1.warning("No consent recorded: photos cannot be enrolled and the student is never recognised.")
+
+
+@st.dialog("Withdraw consent?")
+def _withdraw_dialog(sn: str) -> None:
+    st.write(f"Every face photo, embedding and face crop of **{sn}** is deleted. Attendance records stay.")
+    if st.button("Withdraw consent and delete photos", type="primary"):
+        with session_scope(url) as s:
+            counts = privacy.withdraw_consent(s, store, user, sn)
+        flash(f"Consent withdrawn; {counts['samples']} sample(s) and {counts['crop_files']} crop(s) deleted",
+              ":material/delete:")
+        st.rerun()
+
+
+@st.dialog("Erase student?")
+def _erase_dialog(sn: str) -> None:
+    st.write(f"Deletes **{sn}**, their photos, embeddings, face crops, attendance records and account. "
+             "This cannot be undone.")
+    confirm = st.text_input("Type the student ID to confirm")
+    if st.button("Erase", type="primary", disabled=confirm.strip() != sn):
+        with session_scope(url) as s:
+            privacy.erase_student(s, store, user, sn)
+        st.session_state.pop("students_pick", None)
+        flash(f"Student {sn} erased", ":material/delete:")
+        st.rerun()
+
+
+with c2:
+    if not has_consent and (user.is_admin or is_student):
+        if st.button("Record consent", type="primary", key="give_consent"):
+            with session_scope(url) as s:
+                privacy.give_consent(s, user, current)
+            flash("Consent recorded")
+            st.rerun()
+    elif has_consent and st.button("Withdraw consent", key="withdraw_consent"):
+        _withdraw_dialog(current)
+    if user.is_admin and st.button("Erase student…", key="erase_student"):
+        _erase_dialog(current)
+
+# enrollment ------------------------------------------------------------------------------------
+st.markdown("#### Enroll face photos")
+res_key = f"enroll_results_{current}"
+if not has_consent:
+    st.info("Record consent first.")
+else:
+    gen = st.session_state.setdefault("enroll_gen", 0)
+    tab_up, tab_cam, tab_vid = st.tabs(["Upload photos", "Webcam", "Short video"])
+    pending: list[tuple[str, bytes]] = []
+    source = "upload"
+    video: tuple[str, bytes] | None = None
+    with tab_up:
+        files = st.file_uploader("Photos of this student only (several angles, good light)", type=en.IMAGE_TYPES,
+                                 accept_multiple_files=True, key=f"enroll_files_{gen}")
+        if files and st.button(f"Enroll {len(files)} photo(s)", type="primary", key="enroll_upload"):
+            pending = [(f.name, f.getvalue()) for f in files]
+    with tab_cam:
+        shot = st.camera_input("Take a photo", key=f"enroll_cam_{gen}")
+        if shot is not None and st.button("Enroll this photo", type="primary", key="enroll_webcam"):
+            pending, source = [("webcam.jpg", shot.getvalue())], "webcam"
+    with tab_vid:
+        st.caption("A few seconds turning the head slightly: one frame every 0.5 s is checked, the best are kept.")
+        vid = st.file_uploader("Video", type=en.VIDEO_TYPES, key=f"enroll_video_{gen}")
+        keep = st.slider("Keep the best", 1, 10, 5, key="enroll_keep")
+        if vid is not None and st.button("Enroll from video", type="primary", key="enroll_from_video"):
+            video = (vid.name, vid.getvalue())
+
+    if pending or video:
+        try:
+            pipeline = get_pipeline(base_config()[0])
+        except Exception as exc:  # noqa: BLE001 - e.g. model weights missing
+            st.error(f"Cannot load the face models: {exc}")
+            st.stop()
+        results: list[en.EnrollResult] = []
+        images: list = []
+        if video:
+            with st.spinner("Sampling the video…"):
+                try:
+                    images, n_frames = en.video_frames(video[1], video[0], pipeline, cfg, keep=keep)
+                    source = "video"
+                    st.toast(f"{n_frames} frames sampled, best {len(images)} kept")
+                except ValueError as exc:
+                    results.append(en.EnrollResult(video[0], False, [str(exc)]))
+        else:
+            images, results = en.decode_uploads(pending, cfg)
+        if images:
+            bar = st.progress(0.0, text="Enrolling…")
+            results += en.enroll(url, current, images, pipeline, store, cfg, source=source, actor=user.username,
+                                 progress=lambda i, n, name: bar.progress(i / n, text=f"{i}/{n}: {name}"))
+            bar.empty()
+        st.session_state[res_key] = [r.as_dict() for r in results]
+        st.session_state["enroll_gen"] = gen + 1  # clears the upload widgets
+        ok = sum(r.accepted for r in results)
+        flash(f"{ok} of {len(results)} accepted", ":material/check_circle:" if ok else ":material/warning:")
+        st.rerun()
+
+    last = st.session_state.get(res_key)
+    if last:
+        ok = sum(r["accepted"] for r in last)
+        st.markdown(f"**Last batch: {ok} accepted, {len(last) - ok} rejected**")
+        cols = st.columns(4)
+        for i, r in enumerate(last):
+            with cols[i % 4]:
+                if r["thumb"]:
+                    st.image(r["thumb"], width="stretch")
+                if r["accepted"]:
+                    st.markdown(f":green[:material/check_circle:] **{r['name']}** accepted")
+                else:
+                    st.markdown(f":red[:material/cancel:] **{r['name']}** rejected: {'; '.join(r['reasons'])}")
+                for w in r["warnings"]:
+                    st.caption(f":orange[:material/warning:] {w}")
+                f = r["figures"]
+                if f:
+                    st.caption(" · ".join(f"{k} {v:.2f}" if k in ("det_score", "yaw") else f"{k} {v:.0f}"
+                                          for k, v in f.items()))
+
+# gallery ---------------------------------------------------------------------------------------
+st.markdown(f"#### Enrolled photos ({len({x.image_path for x in samples})})")
+if not samples:
+    st.caption("None yet.")
+else:
+    seen: set[str | None] = set()
+    unique = [x for x in samples if not (x.image_path in seen or seen.add(x.image_path))]
+    cols = st.columns(6)
+    for i, x in enumerate(unique):
+        with cols[i % 6]:
+            data = _thumb(x.image_path) if x.image_path else None
+            if data:
+                st.image(data, width="stretch")
+            st.caption(f"{x.source} · {x.face_px or 0:.0f}px · blur {x.blur or 0:.0f} · {x.created_at:%Y-%m-%d}")
+            if st.button("Delete", key=f"del_sample_{x.id}"):
+                with session_scope(url) as s:
+                    sample = s.get(FaceSample, x.id)
+                    if sample is not None:
+                        require_student_access(user, sample.student)
+                        delete_sample(s, sample, store, user.username)
+                flash("Photo deleted", ":material/delete:")
+                st.rerun()

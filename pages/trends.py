@@ -1,8 +1,174 @@
-"""📈 Attendance Trends."""
+"""Attendance Trends: rates over time, per-student heatmap, late/left-early trends, similarity
+distribution, students at risk, and CSV/XLSX downloads. Students see only their own rows."""
 
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
+from aas_core.auth import visible_courses
+from aas_core.db import repo, session_scope
+from aas_core.db.models import Role
+from aas_core.ui import reports
+from aas_core.ui.auth import require_user
 from aas_core.ui.resources import database_url
+from aas_core.ui.widgets import show_flashes
 
-st.title("📈 Attendance Trends")
-database_url()
+user = require_user()
+show_flashes()
+url = database_url()
+is_student = user.role == Role.STUDENT and not user.is_admin
+st.title(":material/trending_up: " + ("My attendance" if is_student else "Attendance Trends"))
+
+# --- filters -------------------------------------------------------------------------------------
+with session_scope(url) as s:
+    everything = reports.records_for_user(s, user)
+    courses = {} if is_student else {c.id: c.code for c in visible_courses(s, user)}
+if is_student:
+    course_codes = sorted(everything["course_code"].unique()) if not everything.empty else []
+else:
+    course_codes = sorted(courses.values())
+
+today = date.today()
+first = everything["date"].min() if not everything.empty else today - timedelta(days=30)
+with st.sidebar:
+    st.header("Filters")
+    picked = st.multiselect("Courses", course_codes, default=course_codes, key="trend_courses")
+    rng = st.date_input("Sessions between", value=(min(first, today), today), key="trend_dates")
+    start, end = (rng[0], rng[1]) if isinstance(rng, (tuple, list)) and len(rng) == 2 else (first, today)
+    student = None
+    if not is_student:
+        subset = everything[everything["course_code"].isin(picked)] if not everything.empty else everything
+        people = (subset[["student_number", "student_name"]].drop_duplicates().sort_values("student_number")
+                  .itertuples(index=False)) if not subset.empty else []
+        names = {sn: f"{sn} — {nm}" for sn, nm in people}
+        student = st.selectbox("Student", [None, *names], key="trend_student",
+                               format_func=lambda x, _n=names: "All students" if x is None else _n[x])
+    risk = st.slider("At risk below", 0.0, 1.0, reports.AT_RISK_DEFAULT, 0.05, format="%.2f", key="trend_risk")
+
+with session_scope(url) as s:
+    ids = None
+    if not is_student:
+        code_to_id = {v: k for k, v in courses.items()}
+        ids = [code_to_id[c] for c in picked if c in code_to_id]
+    df = reports.records_for_user(s, user, course_ids=ids, start=start, end=end, student_number=student)
+    if is_student and not df.empty:
+        df = df[df["course_code"].isin(picked)]
+    sims = reports.similarity_frame(s, df["session_id"].unique().tolist() if not df.empty else [])
+if is_student and not sims.empty:
+    sims = sims[sims["student_number"] == user.student_number]  # never other people's faces
+elif student and not sims.empty:
+    sims = sims[sims["student_number"] == student]
+
+if df.empty:
+    st.info("No attendance records match these filters yet." if not everything.empty
+            else "No attendance recorded yet: run a session on **Live Session**.")
+    st.stop()
+
+rates = reports.session_rates(df)
+summary = reports.student_summary(df)
+risky = reports.at_risk(summary, risk)
+
+m = st.columns(4)
+m[0].metric("Sessions", df["session_id"].nunique())
+m[1].metric("Attendance rate", f"{reports.attendance_rate(df):.0%}")
+m[2].metric("Late", f"{(df['final_status'] == 'late').mean():.0%}")
+m[3].metric("Left early", f"{(df['final_status'] == 'left_early').mean():.0%}")
+
+# --- charts ------------------------------------------------------------------------------------------
+def _time_axis(fig: go.Figure) -> None:
+    """Readable dates; a single session (or several within an hour) gets a day of room around it."""
+    fig.update_xaxes(tickformat="%b %d<br>%H:%M", title=None)
+    t = pd.to_datetime(rates["started_at"])
+    if len(t) and (t.max() - t.min()) < pd.Timedelta(hours=1):
+        fig.update_xaxes(range=[t.min() - pd.Timedelta(hours=12), t.max() + pd.Timedelta(hours=12)])
+
+
+
+c1, c2 = st.columns(2)
+with c1:
+    fig = px.line(rates, x="started_at", y="rate", color="course_code", markers=True,
+                  title="Attendance rate per session", labels={"started_at": "session", "rate": "rate"})
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    fig.add_hline(y=risk, line_dash="dot", line_color="#dc2626")
+    _time_axis(fig)
+    st.plotly_chart(fig, width="stretch")
+with c2:
+    long = rates.melt(id_vars=["started_at", "course_code"], value_vars=["late_rate", "left_early_rate"],
+                      var_name="kind", value_name="share")
+    long["kind"] = long["kind"].map({"late_rate": "late", "left_early_rate": "left early"})
+    fig = px.line(long, x="started_at", y="share", color="kind", line_dash="course_code", markers=True,
+                  title="Late and left-early per session", color_discrete_map={
+                      "late": reports.STATUS_COLOURS["late"], "left early": reports.STATUS_COLOURS["left_early"]})
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="share of students")
+    _time_axis(fig)
+    st.plotly_chart(fig, width="stretch")
+
+codes, labels = reports.status_matrix(df)
+if not codes.empty:
+    n = len(reports.STATUSES)
+    scale = []
+    for i, stt in enumerate(reports.STATUSES):
+        scale += [(i / n, reports.STATUS_COLOURS[stt]), ((i + 1) / n, reports.STATUS_COLOURS[stt])]
+    heat = go.Figure(go.Heatmap(
+        z=codes.values, x=list(codes.columns), y=list(codes.index), text=labels.fillna("").values,
+        hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>", colorscale=scale, zmin=-0.5, zmax=n - 0.5,
+        xgap=2, ygap=2, showscale=False))
+    heat.update_layout(title="Final status per student and session", height=140 + 32 * len(codes),
+                       margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                       xaxis={"type": "category", "tickangle": -30 if codes.shape[1] > 4 else 0, "title": None},
+                       yaxis={"type": "category", "autorange": "reversed", "tickmode": "array",
+                              "tickvals": list(codes.index), "title": None})
+    st.plotly_chart(heat, width="stretch")
+    st.markdown(" ".join(f"<span style='color:{c}'>■</span> {x.replace('_', ' ')} &nbsp;"
+                         for x, c in reports.STATUS_COLOURS.items()), unsafe_allow_html=True)
+
+c3, c4 = st.columns(2)
+with c3:
+    st.subheader(f"At risk (< {risk:.0%})")
+    if risky.empty:
+        st.success("Nobody is below the threshold.")
+    else:
+        cols = (["course_code"] if risky["course_code"].nunique() > 1 else []) + [
+            "student_number", "student_name", "sessions", "rate"]
+        st.dataframe(risky[cols], hide_index=True, width="stretch",
+                     column_config={"rate": st.column_config.ProgressColumn("Rate", format="percent", min_value=0,
+                                                                            max_value=1)})
+with c4:
+    if sims.empty:
+        st.caption("No face similarities recorded for these sessions.")
+    else:
+        sims = sims.assign(face=sims["matched"].map({True: "recognised", False: "unknown (best candidate)"}))
+        fig = px.histogram(sims, x="similarity", color="face", nbins=20, barmode="overlay", opacity=0.75,
+                           title="Similarity of faces seen", range_x=[0, 1],
+                           color_discrete_map={"recognised": "#16a34a", "unknown (best candidate)": "#94a3b8"})
+        fig.update_layout(bargap=0.05, legend_title=None)
+        st.plotly_chart(fig, width="stretch")
+
+st.subheader("Per student")
+st.dataframe(summary, hide_index=True, width="stretch", column_config={
+    "rate": st.column_config.ProgressColumn("Rate", format="percent", min_value=0, max_value=1),
+    "late_rate": st.column_config.NumberColumn("Late", format="percent"),
+    "left_early_rate": st.column_config.NumberColumn("Left early", format="percent")})
+with st.expander(f"All {len(df)} records"):
+    st.dataframe(df, hide_index=True, width="stretch")
+
+
+# --- downloads ------------------------------------------------------------------------------------------
+def _audit(kind: str, rows: int) -> None:
+    with session_scope(url) as s:
+        repo.audit(s, user.username, "export", "attendance", kind, rows=rows, courses=picked,
+                   start=str(start), end=str(end), student=student or user.student_number)
+
+
+stem = f"attendance_{start:%Y%m%d}-{end:%Y%m%d}"
+d1, d2 = st.columns(2)
+d1.download_button("Download CSV", data=reports.to_csv_bytes(df), file_name=f"{stem}.csv", mime="text/csv",
+                   icon=":material/download:", on_click=_audit, args=("csv", len(df)), key="dl_csv")
+d2.download_button("Download XLSX (with per-student sheet)", data=reports.to_xlsx_bytes(df, summary, rates),
+                   file_name=f"{stem}.xlsx", icon=":material/download:", on_click=_audit, args=("xlsx", len(df)),
+                   mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="dl_xlsx")

@@ -21,7 +21,7 @@ def current_user() -> AuthUser | None:
 
 
 def login_form(url: str) -> None:
-    st.title("🎓 AAS — sign in")
+    st.title("AAS — sign in")
     with st.form("login"):
         username = st.text_input("Username")
         password = st.text_input("Password", type="password")

@@ -1,10 +1,27 @@
-"""Cached resources for the dashboard: settings, DB engine (one per process)."""
+"""Cached resources for the dashboard: settings, DB, image store, pipelines (one per config).
+
+``get_pipeline(config)`` is the one place pages get a pipeline: ``st.cache_resource`` keeps
+one per ``PipelineConfig`` (a frozen dataclass, hashed field by field) for the whole server
+process, and the backends behind it cache their model sessions too, so a rerun or a second
+browser tab never loads weights again.
+"""
 
 from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from aas_core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from aas_core.storage import ImageStore
+    from aas_core.vision.pipeline import Pipeline
+    from aas_core.vision.profiles import PipelineConfig
 
 
 @st.cache_resource(show_spinner=False)
@@ -20,3 +37,159 @@ def database_url() -> str:
     url = settings().database_url
     init_db(url)
     return url
+
+
+def models_dir() -> Path:
+    s = settings()
+    return s.resolved(s.models_dir)
+
+
+@st.cache_resource(show_spinner=False)
+def image_store() -> ImageStore:
+    from aas_core.storage import ImageStore
+
+    s = settings()
+    root = s.resolved(s.data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    return ImageStore(root)
+
+
+# --- pipeline configuration -----------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, ttl=300)
+def _resolve(profile: str, models_dir_str: str) -> tuple[Any, list[str]]:
+    from aas_core.vision.profiles import resolve_profile
+
+    return resolve_profile(profile, Path(models_dir_str))
+
+
+def base_config(profile: str | None = None) -> tuple[PipelineConfig, list[str]]:
+    """The configured profile resolved against the weights present, with the settings'
+    detector confidences and recognition threshold applied (same as the CLI)."""
+    s = settings()
+    cfg, notes = _resolve(profile or s.profile, str(models_dir()))
+    cfg = cfg.with_(face_conf=s.face_conf, person_conf=s.person_conf,
+                    threshold=s.recognition_threshold if s.recognition_threshold is not None else cfg.threshold)
+    return cfg, list(notes)
+
+
+def course_threshold(thresholds: dict[str, Any] | None) -> float | None:
+    """The recognition threshold stored on a course (``Course.thresholds['recognition']``)."""
+    if not thresholds:
+        return None
+    v = thresholds.get("recognition")
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def course_config(thresholds: dict[str, Any] | None, profile: str | None = None) -> PipelineConfig:
+    """Base config with the course's recognition threshold (if one is set)."""
+    cfg, _ = base_config(profile)
+    thr = course_threshold(thresholds)
+    return cfg.with_(threshold=thr) if thr is not None else cfg
+
+
+@st.cache_resource(show_spinner="Loading models…", max_entries=6)
+def get_pipeline(config: PipelineConfig) -> Pipeline:
+    """One pipeline per config, models loaded (warm) once per server process."""
+    from aas_core.vision.pipeline import Pipeline
+
+    pipe = Pipeline(config, models_dir())
+    pipe.warm_up()
+    _loaded()[config] = pipe
+    return pipe
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded() -> dict[Any, Any]:
+    """Pipelines built in this process (for the Home page's 'models loaded' line)."""
+    return {}
+
+
+def loaded_pipelines() -> list[Pipeline]:
+    return list(_loaded().values())
+
+
+# --- ONNX Runtime providers -----------------------------------------------------------------
+
+@dataclass
+class ProviderReport:
+    configured: list[str]
+    available: list[str]
+    effective: str  # first usable provider
+    gpu_present: bool
+    cuda_expected: bool  # configured explicitly with CUDA, or an NVIDIA GPU is present
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def cuda_missing(self) -> bool:
+        return self.cuda_expected and self.effective != "CUDAExecutionProvider"
+
+
+def _gpu_present() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def provider_report(s: Settings | None = None) -> ProviderReport:
+    """Which ONNX Runtime provider the models run on, and whether that is what was expected.
+
+    CUDA is *expected* when ``AAS_ONNX_PROVIDERS`` names it explicitly or an NVIDIA driver
+    is present; then running on CPU is a misconfiguration worth a loud warning (usually the
+    CPU-only ``onnxruntime`` wheel instead of ``onnxruntime-gpu``).
+    """
+    s = s or settings()
+    try:
+        import onnxruntime as ort
+
+        available = list(ort.get_available_providers())
+    except Exception as exc:  # noqa: BLE001 - the page must render without ORT
+        return ProviderReport(list(s.onnx_providers), [], "none", _gpu_present(), False,
+                              [f"ONNX Runtime is not importable: {exc}"])
+    configured = list(s.onnx_providers)
+    usable = [p for p in configured if p in available] or ["CPUExecutionProvider"]
+    explicit = "AAS_ONNX_PROVIDERS" in os.environ and "CUDAExecutionProvider" in configured
+    gpu = _gpu_present()
+    rep = ProviderReport(configured, available, usable[0], gpu, explicit or gpu)
+    if rep.cuda_missing:
+        why = "AAS_ONNX_PROVIDERS asks for CUDA" if explicit else "an NVIDIA GPU is present"
+        rep.messages.append(
+            f"{why}, but this ONNX Runtime only offers {', '.join(available)}: models run on the CPU "
+            "(several times slower). Install `onnxruntime-gpu` matching the CUDA version.")
+    return rep
+
+
+def session_providers(pipe: Pipeline) -> dict[str, list[str]]:
+    """Backend name -> providers of its ONNX Runtime session(s), where the backend exposes one."""
+    out: dict[str, list[str]] = {}
+    for attr in ("person_detector", "face_detector", "enhancer", "embedder"):
+        if attr == "person_detector" and pipe.config.flow != "persons":
+            continue
+        try:
+            obj = getattr(pipe, attr)
+        except Exception:  # noqa: BLE001 - a backend that fails to load is reported elsewhere
+            continue
+        if obj is None:
+            continue
+        found = _find_providers(obj)
+        out[getattr(obj, "name", attr)] = found or ["(not ONNX Runtime)"]
+    return out
+
+
+def _find_providers(obj: Any, depth: int = 0) -> list[str]:
+    if depth > 2 or obj is None:
+        return []
+    get = getattr(obj, "get_providers", None)
+    if callable(get):
+        try:
+            return list(get())
+        except Exception:  # noqa: BLE001
+            return []
+    for name in ("session", "_session", "sess", "net", "model", "_model", "detector", "_det"):
+        child = getattr(obj, name, None)
+        if child is not None and child is not obj:
+            found = _find_providers(child, depth + 1)
+            if found:
+                return found
+    return []

@@ -86,7 +86,8 @@ def resolve_profile(name: str, models_dir: Path) -> tuple[PipelineConfig, list[s
     embed = _first(_EMBED, models_dir)
     if faces is None or embed is None:
         missing = "face detector (det_10g.onnx / scrfd_2.5g.onnx)" if faces is None else "ArcFace model (w600k_r50.onnx)"
-        notes.append(f"{name}: no {missing} in {models_dir}; falling back to offline (run `aas models fetch buffalo_l`)")
+        notes.append(f"{name}: no {missing} in {models_dir}; falling back to offline "
+                     "(run `aas models fetch det_10g` and `aas models fetch w600k_r50`, both from InsightFace buffalo_l)")
         cfg, n = resolve_profile("offline", models_dir)
         return cfg, notes + n
     if embed[1] != "w600k_r50.onnx":

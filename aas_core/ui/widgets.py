@@ -1,0 +1,67 @@
+"""Small Streamlit building blocks shared by the pages (no business logic)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from aas_core.ui.draw import to_rgb
+
+STATUS_ICON = {"attended": ":green[:material/check_circle:]", "late": ":orange[:material/schedule:]",
+               "left_early": ":orange[:material/logout:]", "absent": ":red[:material/cancel:]"}
+
+
+def nav_link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` that degrades to a caption when the page is not registered
+    (a page run on its own, e.g. in ``AppTest.from_file('pages/x.py')``)."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        st.caption(f"{icon or ''} {label}")
+
+
+def show_bgr(image: np.ndarray, caption: str | None = None, width: int | str = "stretch") -> None:
+    st.image(to_rgb(image), caption=caption, width=width)  # type: ignore[arg-type]
+
+
+def status_text(status: str | None) -> str:
+    if not status:
+        return "—"
+    return f"{STATUS_ICON.get(status, ':material/help:')} {status.replace('_', ' ')}"
+
+
+def pick_course(courses: Sequence[Any], key: str, label: str = "Course", sidebar: bool = False) -> Any | None:
+    """Selectbox over course objects (by code), remembered across pages in session state."""
+    if not courses:
+        return None
+    codes = [c.code for c in courses]
+    remembered = st.session_state.get("aas_course")
+    index = codes.index(remembered) if remembered in codes else 0
+    where = st.sidebar if sidebar else st
+    code = where.selectbox(label, codes, index=index, key=key,
+                           format_func=lambda c: f"{c} — {next(x.name for x in courses if x.code == c)}")
+    st.session_state["aas_course"] = code
+    return next(c for c in courses if c.code == code)
+
+
+def flash(message: str, icon: str = ":material/check_circle:") -> None:
+    """A toast that survives the ``st.rerun()`` that usually follows a write."""
+    st.session_state.setdefault("aas_flash", []).append((message, icon))
+
+
+def show_flashes() -> None:
+    for message, icon in st.session_state.pop("aas_flash", []):
+        st.toast(message, icon=icon)
+
+
+def secrets_mapping() -> dict:
+    """``st.secrets`` as a plain dict, or {} when there is no secrets file."""
+    try:
+        return st.secrets.to_dict()
+    except Exception:  # noqa: BLE001 - no secrets.toml, or unreadable
+        return {}
