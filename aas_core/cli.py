@@ -309,16 +309,19 @@ def session_capture(ctx: typer.Context, course: Annotated[str, typer.Option("--c
     svc = SessionService(c.url, _store(c), _pipeline(c, profile), c.settings)
 
     def event(kind: str, info: dict) -> None:
-        typer.echo(f"snapshot {info['index'] + 1}: {kind}" + (f" ({info['error']})" if "error" in info else ""), err=True)
+        where = f"snapshot {info['index'] + 1}" if info.get("index", -1) >= 0 else "session"
+        typer.echo(f"{where}: {kind}" + (f" ({info['error']})" if "error" in info else ""), err=True)
 
     cam = make_camera(cfg)
     try:
         live = CameraSession(svc, cam, sched, course_code=course, camera_name=camera, seed=seed,
                              settle_s=c.settings.light_settle_s, capture_window_s=c.settings.capture_window_s,
-                             on_event=event)
+                             actor="cli", on_event=event)
         typer.echo(f"session {live.session_id}: snapshots at {', '.join(f'{x:.0f}s' for x in sched)}", err=True)
         live.start()
-        outcome = live.wait_and_finalize(actor="cli")
+        outcome = live.wait()
+        if outcome is None:
+            raise RuntimeError(f"session {live.session_id}: no snapshot could be captured and processed; aborted")
     except Exception as exc:
         raise fail(f"{exc.__class__.__name__}: {exc}") from None
     finally:

@@ -1,9 +1,13 @@
 """A class session driven by a camera: the capture runner wired to the session service.
 
 Each snapshot is stored and committed by ``SessionService.store_snapshot`` the moment the
-runner delivers it, then processed; database calls are retried on transient errors (a
-MariaDB restart). Killing the process loses only the snapshot in flight; ``resume`` later
-processes what was stored and closes the session with the data it has.
+runner delivers it (runner thread), then processed by a worker thread so processing never
+delays the next capture; database calls are retried on transient errors (a MariaDB
+restart). When the plan is done (or ``stop`` is called) attendance is decided once; with no
+usable snapshot the session is aborted, never "everybody absent". Killing the process loses
+only the snapshot in flight; ``SessionService.resume_or_close`` later processes what was
+stored and closes the session with the data it has. Used by ``aas session capture`` and by
+the Live Session page.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,62 +24,110 @@ import numpy as np
 from aas_core.capture.base import Camera
 from aas_core.capture.runner import SessionRunner
 from aas_core.db.retry import retrying
-from aas_core.sessions import SessionOutcome, SessionService
+from aas_core.sessions import NoSnapshots, SessionOutcome, SessionService
 
 log = logging.getLogger(__name__)
+
+_DECIDE = object()  # worker-queue sentinel: everything captured is queued; decide now
+
+
+def _naive_utc(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 class CameraSession:
     """Start (or resume) a session and capture its plan in the background."""
 
     def __init__(self, svc: SessionService, camera: Camera, offsets: Sequence[float], *, course_code: str,
-                 camera_name: str, seed: int | None = None, settle_s: float = 1.0, capture_window_s: float = 60.0,
-                 session_id: int | None = None, on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 **runner_kw: Any) -> None:
+                 camera_name: str, seed: int | None = None, plan: dict[str, Any] | None = None,
+                 settle_s: float = 1.0, capture_window_s: float = 60.0, session_id: int | None = None,
+                 session_end_s: float | None = None, actor: str = "system",
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None, **runner_kw: Any) -> None:
         self.svc = svc
+        self.camera = camera
+        self.actor = actor
+        self.offsets = [float(o) for o in offsets]
         self.on_event = on_event or (lambda kind, info: None)
+        resuming = session_id is not None
         if session_id is None:
-            plan = {"offsets_s": [float(o) for o in offsets], "snapshots": len(offsets), "camera": camera_name}
-            session_id = svc.start(course_code, camera_name=camera_name, plan=plan, seed=seed)
+            plan = {**(plan or {}), "offsets_s": self.offsets, "snapshots": len(self.offsets), "camera": camera_name}
+            session_id = svc.start(course_code, camera_name=camera_name, plan=plan, seed=seed, actor=actor)
         self.session_id = session_id
+        self.started_at = svc.started_at(session_id)
         self.gallery = svc.gallery(session_id)
-        self.n = len(offsets)
-        self._todo: queue.Queue[tuple[int, int] | None] = queue.Queue()
+        self.outcome: SessionOutcome | None = None
+        self.decided = threading.Event()
+        self._todo: queue.Queue[Any] = queue.Queue()
         self._worker = threading.Thread(target=self._process_loop, name=f"process-session-{session_id}", daemon=True)
-        self.runner = SessionRunner(camera, offsets, on_snapshot=self._snapshot, on_missing=self._missing,
-                                    settle_s=settle_s, capture_window_s=capture_window_s, camera_label=camera_name,
-                                    **runner_kw)
+        self.runner = SessionRunner(camera, self.offsets, on_snapshot=self._snapshot, on_missing=self._missing,
+                                    on_done=lambda: self._todo.put(_DECIDE), settle_s=settle_s,
+                                    capture_window_s=capture_window_s, camera_label=camera_name,
+                                    # a fresh plan counts from when capture starts; a resumed
+                                    # one from the session's recorded start
+                                    session_started_at=self.started_at.replace(tzinfo=UTC) if resuming else None,
+                                    session_end_s=session_end_s, **runner_kw)
 
+    # --- runner thread -----------------------------------------------------------------------
     def _snapshot(self, index: int, image: np.ndarray, captured_at: datetime, camera: str, light_used: bool) -> None:
-        # Runner thread: store + commit only, so processing never delays the next capture.
         snap_id = retrying(self.svc.store_snapshot)(self.session_id, index, image, camera=camera,
-                                                    light_used=light_used, captured_at=captured_at)
+                                                    light_used=light_used, captured_at=_naive_utc(captured_at),
+                                                    scheduled_offset_s=self.offsets[index])
         self.on_event("stored", {"index": index, "snapshot_id": snap_id})
         self._todo.put((index, snap_id))
-
-    def _process_loop(self) -> None:
-        while True:
-            item = self._todo.get()
-            if item is None:
-                return
-            index, snap_id = item
-            try:
-                result = retrying(self.svc.process_snapshot)(snap_id, self.gallery)
-                self.on_event("processed", {"index": index, "snapshot_id": snap_id, "faces": len(result.faces)})
-            except Exception as exc:  # recorded on the snapshot row as FAILED; capture goes on
-                log.exception("processing snapshot %s failed", snap_id)
-                self.on_event("failed", {"index": index, "error": f"{exc.__class__.__name__}: {exc}"})
 
     def _missing(self, index: int, error: str) -> None:
         retrying(self.svc.record_missing)(self.session_id, index, error)
         self.on_event("missing", {"index": index, "error": error})
 
+    # --- worker thread -----------------------------------------------------------------------
+    def _process_loop(self) -> None:
+        while True:
+            item = self._todo.get()
+            if item is _DECIDE:
+                self._decide()
+                return
+            index, snap_id = item
+            try:
+                result = retrying(self.svc.process_snapshot)(snap_id, self.gallery)
+                self.on_event("processed", {"index": index, "snapshot_id": snap_id, "faces": len(result.faces)})
+            except Exception as exc:  # stored as FAILED on the snapshot row; capture goes on
+                log.exception("processing snapshot %s failed", snap_id)
+                self.on_event("failed", {"index": index, "error": f"{exc.__class__.__name__}: {exc}"})
+
+    def _decide(self) -> None:
+        try:
+            self.outcome = retrying(self.svc.finalize)(self.session_id, n_snapshots=len(self.offsets),
+                                                       actor=self.actor)
+        except NoSnapshots as exc:
+            self.svc.abort(self.session_id, actor=self.actor, reason=str(exc))
+            self.outcome = None
+        except Exception as exc:
+            log.exception("deciding session %s failed", self.session_id)
+            self.on_event("failed", {"index": -1, "error": f"{exc.__class__.__name__}: {exc}"})
+        finally:
+            self.decided.set()
+            self.on_event("decided", {"index": -1, "session_id": self.session_id})
+
+    # --- control -------------------------------------------------------------------------------
     def start(self, skip_indices: Sequence[int] = ()) -> None:
         self._worker.start()
         self.runner.start(skip_indices)
 
-    def wait_and_finalize(self, actor: str = "system") -> SessionOutcome:
-        self.runner.join()
-        self._todo.put(None)
+    @property
+    def finished(self) -> bool:
+        return self.decided.is_set()
+
+    def stop(self) -> SessionOutcome | None:
+        """Stop capturing and decide from the snapshots taken so far (None = aborted)."""
+        self.runner.stop()
+        if not self.decided.is_set():
+            self._todo.put(_DECIDE)  # the runner does not call on_done after stop()
         self._worker.join()
-        return retrying(self.svc.finalize)(self.session_id, n_snapshots=self.n, actor=actor)
+        return self.outcome
+
+    def wait(self, timeout_s: float | None = None) -> SessionOutcome | None:
+        """Wait for the plan to finish and attendance to be decided (None = aborted)."""
+        self.runner.join(timeout_s)
+        if not self.decided.wait(timeout_s):
+            raise TimeoutError(f"session {self.session_id} still running")
+        return self.outcome

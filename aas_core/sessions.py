@@ -9,6 +9,7 @@ attendance records are written in one transaction (never half-written).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,10 @@ MIN_STORED_CROP = 96
 
 class NoSnapshots(RuntimeError):
     """Finalising a session that has no processed snapshot."""
+
+    def __init__(self, message: str, session_id: int) -> None:
+        super().__init__(message)
+        self.session_id = session_id
 
 
 @dataclass
@@ -82,6 +87,13 @@ class SessionService:
             # Profile switches: embed stored samples with this pipeline's model before matching.
             ensure_embeddings(s, repo.roster(s, course), self.pipeline, self.store, self.settings)
             return sess.id
+
+    def started_at(self, session_id: int) -> datetime:
+        with session_scope(self.url) as s:
+            sess = s.get(ClassSession, session_id)
+            if sess is None:
+                raise LookupError(f"no session {session_id}")
+            return sess.started_at
 
     def store_snapshot(self, session_id: int, index: int, image: np.ndarray, *, camera: str | None = None,
                        light_used: bool = False, captured_at: datetime | None = None,
@@ -200,7 +212,7 @@ class SessionService:
             if not any(k in snaps and snaps[k].status == SnapshotStatus.PROCESSED for k in range(n)):
                 # No usable snapshot is "no data", never "everybody absent".
                 raise NoSnapshots(f"session {session_id}: no snapshot was captured and processed; "
-                                  "attendance cannot be decided (retake or close the session)")
+                                  "attendance cannot be decided (retake or close the session)", session_id)
             decided = attendance.decide_all(presence, rules)
             existing = {r.student_id: r for r in sess.records}
             statuses = {}
@@ -256,16 +268,42 @@ class SessionService:
         s.flush()
 
     def run_from_images(self, course_code: str, images: list[np.ndarray], *, actor: str = "system",
-                        camera: str = "upload") -> SessionOutcome:
-        """The whole session path from already-taken images (CLI, demos, tests)."""
+                        camera: str = "upload",
+                        on_processed: Callable[[int, np.ndarray, PipelineResult | Exception], None] | None = None,
+                        ) -> SessionOutcome:
+        """The whole session path from already-taken images (CLI, demos, tests).
+
+        A snapshot whose processing fails is kept as FAILED (the rules skip it) and the
+        session goes on; with no usable snapshot at all the session is aborted and
+        ``NoSnapshots`` raised ("no data", never "everybody absent").
+        """
         if not images:
             raise ValueError("a session needs at least one snapshot")
         sid = self.start(course_code, camera_name=camera, plan={"snapshots": len(images), "source": camera}, actor=actor)
         gallery = self.gallery(sid)
         for k, img in enumerate(images):
             snap_id = self.store_snapshot(sid, k, img, camera=camera)
-            self.process_snapshot(snap_id, gallery)
-        return self.finalize(sid, n_snapshots=len(images), actor=actor)
+            try:
+                result: PipelineResult | Exception = self.process_snapshot(snap_id, gallery)
+            except Exception as exc:  # stored as FAILED by process_snapshot
+                result = exc
+            if on_processed:
+                on_processed(k, img, result)
+        try:
+            return self.finalize(sid, n_snapshots=len(images), actor=actor)
+        except NoSnapshots as exc:
+            self.abort(sid, actor=actor, reason=str(exc))
+            raise
+
+    def abort(self, session_id: int, *, actor: str, reason: str) -> None:
+        """Close a session without attendance records (nothing usable was captured)."""
+        with session_scope(self.url) as s:
+            sess = s.get(ClassSession, session_id)
+            if sess is None or sess.status == SessionStatus.COMPLETED:
+                return
+            sess.status = SessionStatus.ABORTED
+            sess.ended_at = utcnow()
+            repo.audit(s, actor, "session.abort", "session", session_id, reason=reason[:300])
 
     def resume_or_close(self, session_id: int, *, actor: str = "system") -> SessionOutcome:
         """After a restart: process snapshots that were stored but not processed, record the

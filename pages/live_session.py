@@ -210,7 +210,7 @@ with tab_camera:
             if st.session_state.get("cam_states") != states:
                 st.session_state["cam_states"] = states
                 st.rerun(scope="app")
-            if run.finished and not run.runner.running:  # done, and on_done has decided attendance
+            if run.finished:  # the plan is done and attendance has been decided
                 st.rerun(scope="app")
 
         _runner_panel()

@@ -43,25 +43,19 @@ def _mysql_database() -> Iterator[str]:
             c.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
     except Exception as exc:  # the suite must say loudly that MySQL was not tested
         pytest.fail(f"MariaDB at {MYSQL_SERVER_URL} is not reachable: {exc}")
+    url = f"{MYSQL_SERVER_URL}/{name}?charset=utf8mb4"
     try:
-        yield f"{MYSQL_SERVER_URL}/{name}?charset=utf8mb4"
+        yield url
     finally:
-        from aas_core.db.engine import get_engine
+        from aas_core.db import engine as eng
 
-        for u in [k for k in list(_engines_for(name))]:
-            u.dispose()
+        # get_engine is cached per URL: close its pool before dropping the database under it.
+        eng.get_engine(url).dispose()
+        eng.get_engine.cache_clear()
+        eng._sessionmaker.cache_clear()
         with server.connect() as c:
             c.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
         server.dispose()
-
-
-def _engines_for(dbname: str):  # type: ignore[no-untyped-def]
-    from aas_core.db import engine as eng
-
-    # get_engine is lru_cached: dispose pools pointing at a database we are about to drop.
-    eng.get_engine.cache_clear()
-    eng._sessionmaker.cache_clear()
-    return []
 
 
 @pytest.fixture(params=["sqlite", "mysql"])

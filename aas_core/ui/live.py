@@ -9,10 +9,10 @@ browser reload finds its session again), and rows shaped for ``st.data_editor``.
 
 from __future__ import annotations
 
-import threading
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -24,12 +24,11 @@ from aas_core.db import repo, session_scope
 from aas_core.db.models import (
     AttendanceRecord,
     ClassSession,
-    SessionStatus,
     Snapshot,
     SnapshotStatus,
     Student,
-    utcnow,
 )
+from aas_core.live import CameraSession
 from aas_core.sessions import NoSnapshots, SessionOutcome, SessionService
 from aas_core.storage import ImageStore
 from aas_core.ui.draw import data_uri, draw_observations
@@ -52,39 +51,12 @@ def pipeline_notes(pipeline: Any, thresholds: dict[str, Any] | None) -> list[str
 
 def run_images(svc: SessionService, course_code: str, images: Sequence[np.ndarray], *, actor: str,
                on_processed: OnProcessed | None = None, camera: str = "upload") -> tuple[int, SessionOutcome | None]:
-    """``SessionService.run_from_images`` with a callback after each processed snapshot.
-
-    A snapshot whose processing fails is recorded as failed (the rules then skip it) and
-    the session goes on with the next one. Returns (session id, outcome); the outcome is None
-    (session aborted) when no snapshot could be processed.
-    """
-    if not images:
-        raise ValueError("a session needs at least one snapshot")
-    sid = svc.start(course_code, camera_name=camera, plan={"snapshots": len(images), "source": camera}, actor=actor)
-    gallery = svc.gallery(sid)
-    for k, img in enumerate(images):
-        snap_id = svc.store_snapshot(sid, k, img, camera=camera)
-        try:
-            result = svc.process_snapshot(snap_id, gallery)
-        except Exception as exc:  # noqa: BLE001 - stored as FAILED by process_snapshot; keep going
-            if on_processed:
-                on_processed(k, img, exc)
-            continue
-        if on_processed:
-            on_processed(k, img, result)
-    return sid, finalize_or_abort(svc, sid, len(images), actor=actor)
-
-
-def abort_session(url: str, session_id: int, *, actor: str, reason: str) -> None:
-    """Close a session that has no usable snapshot: ABORTED, no attendance records ("no data", never
-    "everybody absent"). TODO(sessions owner): belongs in SessionService."""
-    with session_scope(url) as s:
-        sess = s.get(ClassSession, session_id)
-        if sess is None or sess.status == SessionStatus.COMPLETED:
-            return
-        sess.status = SessionStatus.ABORTED
-        sess.ended_at = utcnow()
-        repo.audit(s, actor, "session.abort", "session", session_id, reason=reason[:300])
+    """``SessionService.run_from_images`` for the page: (session id, outcome or None if aborted)."""
+    try:
+        out = svc.run_from_images(course_code, list(images), actor=actor, camera=camera, on_processed=on_processed)
+    except NoSnapshots as exc:
+        return exc.session_id, None
+    return out.session_id, out
 
 
 def finalize_or_abort(svc: SessionService, session_id: int, n_snapshots: int, *, actor: str) -> SessionOutcome | None:
@@ -92,86 +64,40 @@ def finalize_or_abort(svc: SessionService, session_id: int, n_snapshots: int, *,
     try:
         return svc.finalize(session_id, n_snapshots=n_snapshots, actor=actor)
     except NoSnapshots as exc:
-        abort_session(svc.url, session_id, actor=actor, reason=str(exc))
+        svc.abort(session_id, actor=actor, reason=str(exc))
         return None
 
 
 # --- camera sessions running in the background ---------------------------------------------------
 
-@dataclass
-class CameraRun:
-    session_id: int
-    course_code: str
-    runner: Any  # capture.SessionRunner
-    camera: Any
-    offsets: list[float]
-    started_at: datetime
-    outcome: SessionOutcome | None = None
-    decided: bool = False  # finalize ran (outcome None then = aborted: no usable snapshot)
-    errors: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def finished(self) -> bool:
-        return self.runner.status.finished
-
-
-def _naive_utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+CameraRun = CameraSession  # what the Live Session page keeps per running camera session
 
 
 def start_camera_run(svc: SessionService, course_code: str, camera: Any, plan: Any, *, actor: str,
-                     settle_s: float = 1.0, use_light: bool = True) -> CameraRun:
-    """Start a session and a ``SessionRunner`` taking its snapshots in a background thread."""
-    from aas_core.capture import SessionRunner, camera_name
+                     settle_s: float = 1.0, use_light: bool = True) -> CameraSession:
+    """Start a session and capture its plan in the background (``aas_core.live.CameraSession``)."""
+    from aas_core.capture import camera_name
 
-    name = camera_name(camera)
-    seed = int.from_bytes(__import__("os").urandom(4), "little") & 0x7FFFFFFF
-    plan_json = {"snapshots": plan.n, "first_after_s": plan.first_after_s, "second_after_s": plan.second_after_s,
+    seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    plan_json = {"first_after_s": plan.first_after_s, "second_after_s": plan.second_after_s,
                  "session_length_s": plan.session_length_s, "source": "camera"}
-    sid = svc.start(course_code, camera_name=name, plan=plan_json, seed=seed, actor=actor)
-    with session_scope(svc.url) as s:
-        started = s.get(ClassSession, sid).started_at
-    offsets = plan.schedule(seed)
-    run = CameraRun(sid, course_code, None, camera, offsets, started)
-
-    def on_snapshot(index: int, image: np.ndarray, captured_at: datetime, cam: str, light_used: bool) -> None:
-        snap_id = svc.store_snapshot(sid, index, image, camera=cam, light_used=light_used,
-                                     captured_at=_naive_utc(captured_at), scheduled_offset_s=offsets[index])
-        svc.process_snapshot(snap_id)
-
-    def on_missing(index: int, message: str) -> None:
-        svc.record_missing(sid, index, message, camera=name)
-
-    def on_done() -> None:
-        with run.lock:
-            if not run.decided:
-                run.outcome = finalize_or_abort(svc, sid, len(offsets), actor=actor)
-                run.decided = True
-
-    run.runner = SessionRunner(camera, offsets, on_snapshot=on_snapshot, on_missing=on_missing, on_done=on_done,
-                               session_started_at=started.replace(tzinfo=UTC), session_end_s=plan.session_length_s,
-                               settle_s=settle_s, use_light=use_light)
-    run.runner.start()
+    run = CameraSession(svc, camera, plan.schedule(seed), course_code=course_code, camera_name=camera_name(camera),
+                        seed=seed, plan=plan_json, settle_s=settle_s, session_end_s=plan.session_length_s,
+                        actor=actor, use_light=use_light)
+    run.start()
     return run
 
 
-def stop_camera_run(svc: SessionService, run: CameraRun, *, actor: str) -> SessionOutcome | None:
+def stop_camera_run(svc: SessionService, run: CameraSession, *, actor: str) -> SessionOutcome | None:
     """Stop capturing and decide attendance from the snapshots taken so far (missing ones skipped).
 
     None: nothing was captured, the session is aborted (no attendance recorded)."""
-    run.runner.stop()
+    outcome = run.stop()
     try:
         run.camera.close()
     except Exception:  # noqa: BLE001 - closing is best effort
         pass
-    with run.lock:
-        if not run.decided:
-            run.outcome = finalize_or_abort(svc, run.session_id, len(run.offsets), actor=actor)
-            run.decided = True
-    return run.outcome
+    return outcome
 
 
 # --- review ------------------------------------------------------------------------------------------

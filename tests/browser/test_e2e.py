@@ -204,7 +204,7 @@ def test_full_journey(page: Any, synthetic: dict[str, Any]) -> None:
         page.get_by_text("Last batch:").wait_for()
         idle(page)
         assert page.get_by_text("accepted", exact=False).count() > 0
-    page.get_by_text(f"Enrolled photos (").first.wait_for()
+    page.get_by_text("Enrolled photos (").first.wait_for()
     shot(page, "03_students")
     nav(page, "Courses", "Course to edit")
     page.get_by_role("tab", name="Roster").click()
