@@ -119,7 +119,7 @@ def test_home_navigation_lists_every_page() -> None:
 @pytest.mark.parametrize("name", PAGES)
 def test_signed_out_visitor_only_sees_the_login_form(name: str) -> None:
     at = ok(page(name).run())
-    assert [t.value for t in at.title] == ["🎓 AAS — sign in"]
+    assert [t.value for t in at.title] == ["AAS — sign in"]
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     assert not at.dataframe and not at.metric and not at.file_uploader and not at.tabs
 
