@@ -45,6 +45,7 @@ class CameraSession:
                  on_event: Callable[[str, dict[str, Any]], None] | None = None, **runner_kw: Any) -> None:
         self.svc = svc
         self.camera = camera
+        self.course_code = course_code
         self.actor = actor
         self.offsets = [float(o) for o in offsets]
         self.on_event = on_event or (lambda kind, info: None)

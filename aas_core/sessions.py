@@ -33,7 +33,7 @@ from aas_core.db.models import (
     Student,
     utcnow,
 )
-from aas_core.enrollment import ensure_embeddings
+from aas_core.enrollment import SampleOutcome, enroll_images, ensure_embeddings
 from aas_core.storage import ImageStore, discard_on_rollback
 from aas_core.vision.matching import Gallery
 from aas_core.vision.pipeline import Pipeline, PipelineResult
@@ -188,7 +188,8 @@ class SessionService:
             sess = s.get(ClassSession, session_id)
             course = sess.course
             rules = attendance.RuleConfig.from_dict(course.rules or {})
-            n = n_snapshots or max([x.index for x in sess.snapshots] + [len(sess.snapshots) - 1]) + 1
+            n = (n_snapshots or int((sess.capture_plan or {}).get("snapshots") or 0)
+                 or max([x.index for x in sess.snapshots] + [len(sess.snapshots) - 1]) + 1)
             snaps = {x.index: x for x in sess.snapshots}
             students = repo.roster(s, course)
             if self.seat_continuity:
@@ -304,6 +305,47 @@ class SessionService:
             sess.status = SessionStatus.ABORTED
             sess.ended_at = utcnow()
             repo.audit(s, actor, "session.abort", "session", session_id, reason=reason[:300])
+
+    def correct_face(self, observation_id: int, student_number: str, *, actor: str,
+                     add_to_gallery: bool = False) -> tuple[SessionOutcome, SampleOutcome | None]:
+        """"That face is student X" (the seed's *Retry Wrong Face*), then re-decide the session.
+
+        The face is assigned to X by hand (one-to-one: another face of the same snapshot
+        that was X becomes unknown); overrides already made are kept. With
+        ``add_to_gallery`` the face crop also goes through the enrollment quality gate into
+        X's gallery, only if X has consented.
+        """
+        with session_scope(self.url) as s:
+            o = s.get(FaceObservation, observation_id)
+            if o is None:
+                raise LookupError(f"no face observation {observation_id}")
+            snap = o.snapshot
+            course = snap.session.course
+            st = repo.get_student(s, student_number)
+            if st.id not in {x.id for x in repo.roster(s, course)}:
+                raise ValueError(f"{student_number} is not on the roster of {course.code}")
+            for other in snap.observations:
+                if other.id != o.id and other.student_id == st.id:
+                    other.student_id, other.similarity, other.match_source = None, None, None
+            previous = o.student_id
+            o.student_id = st.id
+            o.match_source = "manual"
+            o.similarity = next((float(v) for t, v in (o.top_matches or []) if t == student_number), None)
+            repo.audit(s, actor, "face.correct", "observation", observation_id, student=student_number,
+                       previous=previous, session=snap.session_id)
+            crop_rel, session_id, consent = o.crop_path, snap.session_id, st.has_consent
+        sample: SampleOutcome | None = None
+        if add_to_gallery:
+            if not consent:
+                sample = SampleOutcome("snapshot face", False, [f"{student_number} has not consented to enrollment"])
+            elif not crop_rel:
+                sample = SampleOutcome("snapshot face", False, ["the face crop is no longer stored"])
+            else:
+                with session_scope(self.url) as s:
+                    (sample,) = enroll_images(s, repo.get_student(s, student_number),
+                                              [("snapshot face", self.store.load(crop_rel))], self.pipeline,
+                                              self.store, self.settings, source="correction", actor=actor)
+        return self.finalize(session_id, actor=actor), sample
 
     def resume_or_close(self, session_id: int, *, actor: str = "system") -> SessionOutcome:
         """After a restart: process snapshots that were stored but not processed, record the

@@ -358,4 +358,23 @@ if review.unknown:
                 if ev.crop is not None:
                     show_bgr(ev.crop, width=110)
                 top = ", ".join(f"{t[0]} {t[1]:.2f}" for t in (ev.top or [])[:3])
-                st.caption(f"S{ev.snapshot + 1} · {top or 'no candidates'}")
+                st.caption(f"#{i + 1} · S{ev.snapshot + 1} · {top or 'no candidates'}")
+        # "That face is student X": fixes this session and, with consent, teaches the gallery.
+        with st.form("correct_face"):
+            fc1, fc2, fc3 = st.columns([1, 2, 2])
+            face_no = fc1.number_input("Face #", 1, min(60, len(review.unknown)), 1)
+            who = fc2.selectbox("is student", [r.student_number for r in review.rows])
+            learn = fc3.checkbox("add the face to their gallery (needs consent; quality-gated)")
+            if st.form_submit_button("That face is this student") and who:
+                ev = review.unknown[int(face_no) - 1]
+                try:
+                    _, sample = _service().correct_face(ev.observation_id, who, actor=user.username,
+                                                        add_to_gallery=learn)
+                except (LookupError, ValueError) as exc:
+                    st.error(str(exc))
+                else:
+                    flash(f"Face #{face_no} is now {who}; statuses re-decided", ":material/how_to_reg:")
+                    if sample is not None:
+                        flash(f"Gallery: {sample.line()}",
+                              ":material/add_a_photo:" if sample.accepted else ":material/block:")
+                    st.rerun()

@@ -219,6 +219,7 @@ class FaceObservation(Base):
     match_source: Mapped[str | None] = mapped_column(String(20))
     top_matches: Mapped[list[Any] | None] = mapped_column(JSON)  # [[student_number, similarity], ...]
     snapshot: Mapped[Snapshot] = relationship(back_populates="observations")
+    student: Mapped[Student | None] = relationship()
 
 
 class AttendanceRecord(Base):

@@ -120,6 +120,7 @@ class Evidence:
     crop: np.ndarray | None
     similarity: float | None
     top: list[Any] | None
+    observation_id: int | None = None
 
 
 @dataclass
@@ -175,7 +176,7 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
             obs = list(snap.observations)
             for o in obs:
                 ev = Evidence(snap.index, _load_or_none(store, o.crop_path) if with_images else None, o.similarity,
-                              o.top_matches)
+                              o.top_matches, o.id)
                 if o.student_id is not None:
                     by_student.setdefault(o.student_id, []).append(ev)
                 else:

@@ -29,6 +29,7 @@ DEFAULT_MODEL_FILES: Mapping[str, str] = {
     "scrfd": "scrfd_2.5g.onnx",
     "yunet": "face_detection_yunet_2026may.onnx",
     "dlib-cnn": "mmod_human_face_detector.dat",
+    "retinaface": "mobilenet0.25_Final.pth",
 }
 
 #: Short names accepted for SCRFD's ``model`` option (InsightFace ships the same nets as det_*).
@@ -99,6 +100,13 @@ def _dlib_cnn(models_dir: Path, model: str | None = None, **opts: Any) -> FaceDe
     return DlibCnnFaceDetector(local if local.is_file() else None, **opts)
 
 
+def _retinaface(models_dir: Path, model: str | None = None, **opts: Any) -> FaceDetector:
+    """RetinaFace-MobileNet0.25 in plain torch (``.pth`` state dict, loaded with weights_only)."""
+    from aas_core.vision.faces.retinaface_torch import RetinaFaceTorchDetector
+
+    return RetinaFaceTorchDetector(model_path(models_dir, model or DEFAULT_MODEL_FILES["retinaface"]), **opts)
+
+
 PERSON_BACKENDS: dict[str, Callable[..., PersonDetector]] = {
     "yolo-onnx": _yolo_onnx,
     "yolox-onnx": _yolox_onnx,
@@ -110,6 +118,7 @@ FACE_BACKENDS: dict[str, Callable[..., FaceDetector]] = {
     "yunet": _yunet,
     "dlib-hog": _dlib_hog,
     "dlib-cnn": _dlib_cnn,
+    "retinaface": _retinaface,
 }
 
 

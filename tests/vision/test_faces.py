@@ -233,7 +233,7 @@ def test_blank_image_has_no_face(face_detector):
 
 def test_registry_names():
     assert set(PERSON_BACKENDS) == {"yolo-onnx", "yolox-onnx", "ultralytics"}
-    assert set(FACE_BACKENDS) == {"scrfd", "yunet", "dlib-hog", "dlib-cnn"}
+    assert set(FACE_BACKENDS) == {"scrfd", "yunet", "dlib-hog", "dlib-cnn", "retinaface"}
 
 
 def test_registry_caches_per_options(models_dir, model_file):
