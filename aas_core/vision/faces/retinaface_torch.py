@@ -1,23 +1,32 @@
-"""RetinaFace with a MobileNet0.25 backbone (biubug6/Pytorch_Retinaface, MIT) in plain torch.
+"""RetinaFace-MobileNet0.25 from biubug6/Face-Detector-1MB-with-landmark (MIT) in plain torch.
 
-Loads ``mobilenet0.25_Final.pth`` (1.7 MB, 433k parameters) into a re-implementation of the
-original network whose module names match the checkpoint exactly (``body.stage1..3``,
-``fpn``, ``ssh1..3``, ``ClassHead`` / ``BboxHead`` / ``LandmarkHead`` with 2 anchors per
-cell), so ``load_state_dict(strict=True)`` proves the architecture is the right one. No
-torchvision: the backbone's ``IntermediateLayerGetter`` is just the three stages called in
-turn.
+``mobilenet0.25_Final.pth`` (1.7 MB, 433k parameters) comes from Face-Detector-1MB-with-
+landmark, the same author's edge variant of biubug6/Pytorch_Retinaface. The module tree and
+key names are identical to Pytorch_Retinaface's RetinaFace-mnet, but the variant differs in
+two ways that matter at inference (checked against its ``models/net.py``,
+``data/config.py`` and the ncnn ``FaceDetector.cpp``):
 
-Pre/post-processing follows the original ``detect.py`` with ``cfg_mnet``: BGR float minus
-the mean (104, 117, 123), no scaling to [0, 1]; priors with min_sizes [[16, 32], [64, 128],
-[256, 512]] on strides 8/16/32; boxes and landmarks decoded with variances (0.1, 0.2);
-confidence filter, top 5000 before NMS (IoU 0.4), 750 after. The network runs at the
-image's own resolution (fully convolutional), optionally downsized so the long side is at
-most ``max_side``; results are mapped back to the input image.
+* every activation is a plain ReLU (Pytorch_Retinaface: LeakyReLU(0.1) in the backbone,
+  FPN and SSH);
+* smaller anchors: min_sizes [[10, 20], [32, 64], [128, 256]] (Pytorch_Retinaface:
+  [[16, 32], [64, 128], [256, 512]]). With the larger ones every box comes out ~1.6x too
+  big (measured: 240 px boxes for 154 px faces).
 
-Landmark order. RetinaFace was trained on the WIDER FACE landmark annotations made by the
-InsightFace authors, whose five points are left eye, right eye, nose, left mouth corner,
-right mouth corner *as seen in the image* — already InsightFace's order, so no reordering
-is needed; ``tests/vision/test_retinaface_and_bnkps.py`` checks the x-order on real faces.
+Module names match the checkpoint exactly (``body.stage1..3``, ``fpn``, ``ssh1..3``,
+``ClassHead`` / ``BboxHead`` / ``LandmarkHead`` with 2 anchors per cell), so
+``load_state_dict(strict=True)`` proves the tensors fit. No torchvision: the backbone's
+``IntermediateLayerGetter`` is just the three stages called in turn.
+
+Pre/post-processing as in the original ``detect.py``: BGR float minus the mean (104, 117,
+123), no scaling to [0, 1]; priors on strides 8/16/32; boxes and landmarks decoded with
+variances (0.1, 0.2); confidence filter, top 5000 before NMS (IoU 0.4), 750 after. The
+network is fully convolutional and runs at the image's own size, downsized first so the
+long side is at most ``max_side``; results are mapped back to the input image.
+
+Landmark order. RetinaFace is trained on the InsightFace authors' WIDER FACE landmark
+annotations: left eye, right eye, nose, left mouth corner, right mouth corner *as seen in
+the image* — already InsightFace's order, so nothing is reordered;
+``tests/vision/test_retinaface_and_bnkps.py`` checks the order on real faces.
 
 The checkpoint is read with ``torch.load(weights_only=True)`` (tensors only, no pickled
 code). A truncated or foreign file raises :class:`~aas_core.vision.errors.ModelFileCorrupt`.
@@ -36,7 +45,7 @@ from aas_core.vision.errors import ModelFileCorrupt, require_file
 from aas_core.vision.nms import nms
 from aas_core.vision.types import Detections
 
-#: cfg_mnet of the original repository (only the fields inference needs).
+#: cfg_mnet of Face-Detector-1MB-with-landmark (only the fields inference needs).
 MIN_SIZES: tuple[tuple[int, int], ...] = ((10, 20), (32, 64), (128, 256))
 STEPS: tuple[int, ...] = (8, 16, 32)
 VARIANCE: tuple[float, float] = (0.1, 0.2)
@@ -199,11 +208,13 @@ class RetinaFaceTorchDetector:
     """Faces with 5-point landmarks from RetinaFace-MobileNet0.25 on CPU torch.
 
     ``max_side`` downsizes larger images (long side) before detection and maps results
-    back; ``None`` runs at full resolution. The network is fully convolutional, so the cost
-    grows with pixels: 1280 keeps a 1080p frame near the 1024x768 timing x1.2 while faces
-    down to ~12 px in the frame (16 px anchors after the resize) are still found.
-    ``threads`` sets ``torch.set_num_threads`` (process-wide in torch); ``None`` leaves
-    torch's default.
+    back; ``None`` runs at full resolution. 640 is what upstream evaluated (long side 320 or
+    640) and what this checkpoint, trained on 300 px crops with anchors up to 256 px, suits
+    best: at 1280 a 2000x1428 stage photo gave five false ~500 px "faces" (scores up to
+    0.88) and the two-person photo one 22 px false face; at 640 neither did. The price is
+    small faces: in a 1920x1080 frame downsized 3x, faces under ~30 px are lost (use the
+    tiled or person-crop flows, or raise ``max_side``). ``threads`` sets
+    ``torch.set_num_threads`` (process-wide in torch); ``None`` leaves torch's default.
     """
 
     name = "retinaface:mobilenet0.25"
@@ -212,7 +223,7 @@ class RetinaFaceTorchDetector:
         self,
         model_path: str | Path,
         *,
-        max_side: int | None = 1280,
+        max_side: int | None = 640,
         nms_threshold: float = 0.4,
         threads: int | None = None,
     ) -> None:
