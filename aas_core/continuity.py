@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aas_core.synthetic import box_iou
+from aas_core.vision.nms import box_iou
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aas_core.vision.nms import box_iou
+
 FaceLocator = Callable[[np.ndarray], "np.ndarray | None"]  # image -> xyxy of the main face, or None
 
 STATUSES = ("attended", "late", "left_early", "absent")
@@ -245,16 +247,6 @@ def make_session(dataset: Path, locator: FaceLocator, *, n_students: int = 30, n
         snaps.append(make_scene(faces, locator, seed=seed * 10 + k, seats=[seat_of[i] for i, _ in faces]))
     return SyntheticSession(enroll={s: ids[s][:enroll_k] for s in students}, truth=truth,
                             strangers=strangers, snapshots=snaps)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between (N,4) and (M,4) xyxy boxes."""
-    a, b = np.asarray(a, np.float32).reshape(-1, 4), np.asarray(b, np.float32).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 @dataclass
