@@ -259,6 +259,26 @@ def test_override_a_status_in_the_review(populated: dict[str, Any]) -> None:
     assert any("needs a reason" in e.value for e in at.error)
 
 
+def test_correct_an_unknown_face_in_the_review(populated: dict[str, Any]) -> None:
+    """'That face is student X' from the Unknown faces panel re-decides the session."""
+    from aas_core.db import session_scope
+    from aas_core.db.models import AuditLog, FaceObservation
+
+    teach = users(populated["url"])["teach"]
+    at = ok(page("live_session.py", teach).run())
+    absent = [sn for sn, st in populated["statuses"].items() if st == "absent"]
+    target = absent[0] if absent else populated["students"][0]
+    next(n for n in at.number_input if n.label == "Face #").set_value(1)
+    form_select = next(sb for sb in at.selectbox if sb.label == "is student")
+    form_select.set_value(target)
+    next(b for b in at.button if b.label == "That face is this student").click()
+    ok(at.run())
+    with session_scope(populated["url"]) as s:
+        obs = s.query(FaceObservation).filter(FaceObservation.match_source == "manual").one()
+        assert obs.student.student_number == target
+        assert s.query(AuditLog).filter(AuditLog.action == "face.correct").count() == 1
+
+
 def test_run_session_from_uploaded_image(populated: dict[str, Any]) -> None:
     import cv2
 
