@@ -16,6 +16,7 @@ from aas_core.ui import enroll as en
 from aas_core.ui.auth import require_user
 from aas_core.ui.draw import fit, jpeg_bytes
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
+from aas_core.ui.webcam import live_capture
 from aas_core.ui.widgets import flash, show_flashes
 
 user = require_user()
@@ -187,9 +188,21 @@ else:
         if files and st.button(f"Enroll {len(files)} photo(s)", type="primary", key="enroll_upload"):
             pending = [(f.name, f.getvalue()) for f in files]
     with tab_cam:
-        shot = st.camera_input("Take a photo", key=f"enroll_cam_{gen}")
-        if shot is not None and st.button("Enroll this photo", type="primary", key="enroll_webcam"):
-            pending, source = [("webcam.jpg", shot.getvalue())], "webcam"
+        cam_mode = st.radio("Camera", ["Snapshot", "Live webcam (streaming)"], horizontal=True,
+                            key="enroll_cam_mode", label_visibility="collapsed")
+        if cam_mode == "Snapshot":
+            shot = st.camera_input("Take a photo", key=f"enroll_cam_{gen}")
+            if shot is not None and st.button("Enroll this photo", type="primary", key="enroll_webcam"):
+                pending, source = [("webcam.jpg", shot.getvalue())], "webcam"
+        else:
+            try:
+                live_pipe = get_pipeline(base_config()[0])
+            except Exception as exc:  # noqa: BLE001 - e.g. model weights missing
+                st.error(f"Cannot load the face models: {exc}")
+            else:
+                grabbed = live_capture(live_pipe, key="enroll_live")
+                if grabbed is not None:
+                    pending, source = [grabbed], "webcam"
     with tab_vid:
         st.caption("A few seconds turning the head slightly: one frame every 0.5 s is checked, the best are kept.")
         vid = st.file_uploader("Video", type=en.VIDEO_TYPES, key=f"enroll_video_{gen}")
