@@ -91,6 +91,27 @@ def _load(s) -> Course:  # type: ignore[no-untyped-def]
     return c
 
 
+# The version this tab is editing: a save from another tab in between is refused, not overwritten.
+VERSION_KEY = f"course_version_{course_id}"
+if st.session_state.get(VERSION_KEY) is None:
+    st.session_state[VERSION_KEY] = course.version
+
+
+def _save(**changes) -> list[str] | None:  # type: ignore[no-untyped-def]
+    try:
+        with session_scope(url) as s:
+            c = _load(s)
+            changed = repo.update_course(s, c, actor=user.username, expected_version=st.session_state[VERSION_KEY],
+                                         **changes)
+            new_version = c.version
+    except repo.StaleEdit as exc:
+        st.session_state[VERSION_KEY] = None  # the next save applies to the current values
+        st.error(str(exc))
+        return None
+    st.session_state[VERSION_KEY] = new_version
+    return changed
+
+
 # --- details ----------------------------------------------------------------------------------
 with tab_details, st.form("course_details"):
     name = st.text_input("Name", value=course.name)
@@ -104,11 +125,10 @@ with tab_details, st.form("course_details"):
             "Instructor", options, index=options.index(course.instructor_id) if course.instructor_id in options else 0,
             format_func=lambda i: "— none —" if i is None else instructors[i])
     if st.form_submit_button("Save details"):
-        with session_scope(url) as s:
-            changed = cs.update_course(s, _load(s), actor=user.username, name=name, schedule=schedule, room=room,
-                                       **changes)
-        flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
-        st.rerun()
+        changed = _save(name=name, schedule=schedule, room=room, **changes)
+        if changed is not None:
+            flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
+            st.rerun()
 
 # --- roster -----------------------------------------------------------------------------------
 with tab_roster:
@@ -150,7 +170,7 @@ with tab_roster:
         if st.form_submit_button("Remove") and drop:
             with session_scope(url) as s:
                 c = _load(s)
-                n = sum(cs.remove_from_roster(s, c, repo.get_student(s, sn), user.username) for sn in drop)
+                n = sum(repo.remove_from_roster(s, c, repo.get_student(s, sn), user.username) for sn in drop)
             flash(f"{n} student(s) removed from {course.code}", ":material/person_remove:")
             st.rerun()
 
@@ -224,11 +244,10 @@ with tab_plan:
             except ValueError as exc:
                 st.error(str(exc))
             else:
-                with session_scope(url) as s:
-                    changed = cs.update_course(s, _load(s), actor=user.username, capture_plan=new_plan,
-                                               rules=new_rules, thresholds=new_thr)
-                flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
-                st.rerun()
+                changed = _save(capture_plan=new_plan, rules=new_rules, thresholds=new_thr)
+                if changed is not None:
+                    flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
+                    st.rerun()
 
 # --- camera ------------------------------------------------------------------------------------------
 with tab_camera:
@@ -262,9 +281,8 @@ with tab_camera:
             except ValueError as exc:
                 st.error(f"Camera not saved: {exc}")
             else:
-                with session_scope(url) as s:
-                    cs.update_course(s, _load(s), actor=user.username, camera=stored)
-                for note in notes:
-                    flash(note, ":material/lock:")
-                flash("Camera saved" if stored else "Camera removed", ":material/photo_camera:")
-                st.rerun()
+                if _save(camera=stored) is not None:
+                    for note in notes:
+                        flash(note, ":material/lock:")
+                    flash("Camera saved" if stored else "Camera removed", ":material/photo_camera:")
+                    st.rerun()

@@ -14,7 +14,7 @@ import streamlit as st
 
 from aas_core.auth import require_course, visible_courses
 from aas_core.config import PROJECT_ROOT
-from aas_core.db import session_scope
+from aas_core.db import repo, session_scope
 from aas_core.db.models import Course, Role
 from aas_core.evaluation import EVAL_BACKENDS, EvalReport, evaluate_folder
 from aas_core.ui import course_settings as cs
@@ -148,7 +148,7 @@ else:
         with session_scope(url) as s:
             course = s.get(Course, cid)
             require_course(user, course)
-            cs.update_course(s, course, actor=user.username, thresholds=cs.thresholds_dict(
+            repo.update_course(s, course, actor=user.username, thresholds=cs.thresholds_dict(
                 thr, rep.model, f"evaluation {which} on {Path(state['folder']).name}, {date.today():%Y-%m-%d}"))
         flash(f"{codes[cid]}: recognition threshold set to {thr:.2f} ({rep.model})")
         st.rerun()

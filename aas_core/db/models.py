@@ -124,7 +124,12 @@ class Course(Base):
     thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Optimistic locking: every UPDATE bumps it and checks it (two tabs / two instructors
+    # editing the same course never silently overwrite each other; see repo.update_course).
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     instructor: Mapped[Instructor | None] = relationship(back_populates="courses")
+
+    __mapper_args__ = {"version_id_col": version}
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="course", cascade="all, delete-orphan")
 
 

@@ -36,6 +36,10 @@ class AlreadyExists(ValueError):
     pass
 
 
+class StaleEdit(ValueError):
+    """The record changed after the editor loaded it (another tab or another user)."""
+
+
 def audit(s: Session, actor: str, action: str, target_type: str | None = None,
           target_id: str | int | None = None, **details: Any) -> None:
     s.add(AuditLog(actor=actor, action=action, target_type=target_type,
@@ -58,6 +62,50 @@ def add_course(s: Session, code: str, name: str, *, actor: str = "system", instr
     s.flush()
     audit(s, actor, "course.create", "course", code, name=name)
     return course
+
+
+COURSE_EDITABLE = ("name", "schedule", "room", "capture_plan", "thresholds", "rules", "camera", "instructor_id")
+
+
+def update_course(s: Session, course: Course, *, actor: str, expected_version: int | None = None,
+                  **changes: Any) -> list[str]:
+    """Apply changes to a course; returns the changed field names (audited as ``course.update``).
+
+    ``expected_version``: the ``Course.version`` the editor showed. If the course changed since
+    (another tab, another instructor), nothing is written and ``StaleEdit`` says so, instead of
+    silently overwriting their change. Concurrent transactions are also caught by the ORM's
+    version check at flush time.
+    """
+    unknown = set(changes) - set(COURSE_EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    if expected_version is not None and course.version != expected_version:
+        raise StaleEdit(f"course {course.code} was changed by someone else since this page loaded it "
+                        "(another tab?); your edits were not saved. Reload to see the current values.")
+    changed = []
+    for k, v in changes.items():
+        if k == "name":
+            v = (v or "").strip() or course.code
+        if k in ("schedule", "room"):
+            v = (v or "").strip() or None
+        if getattr(course, k) != v:
+            setattr(course, k, v)
+            changed.append(k)
+    if changed:
+        # Camera dicts never hold secrets, so logging what changed (not the values) is enough.
+        audit(s, actor, "course.update", "course", course.code, fields=changed)
+        s.flush()
+    return changed
+
+
+def remove_from_roster(s: Session, course: Course, student: Student, actor: str) -> bool:
+    enr = s.get(Enrollment, (course.id, student.id))
+    if enr is None:
+        return False
+    s.delete(enr)
+    s.flush()
+    audit(s, actor, "roster.remove", "course", course.code, student=student.student_number)
+    return True
 
 
 def get_course(s: Session, code: str) -> Course:

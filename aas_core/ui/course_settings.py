@@ -1,4 +1,4 @@
-"""Per-course settings as stored in ``Course`` JSON columns, and course edits from the Courses page.
+"""Per-course settings as stored in ``Course`` JSON columns (writes go through ``repo.update_course``).
 
 * ``capture_plan``: ``{"snapshots", "first_after_s", "second_after_s", "session_length_s"}``
   (validated with ``capture.CapturePlan``);
@@ -7,9 +7,6 @@
 * ``camera``: a ``capture.CameraConfig`` **without secrets** (password, credentials in URLs).
   Secrets come from ``.streamlit/secrets.toml`` (``[cameras.<COURSE CODE>]`` with
   ``password``/``url``) or env ``AAS_CAMERA_<CODE>_PASSWORD`` when the camera is used.
-
-TODO(owner of aas_core/db/repo.py): ``update_course`` / ``remove_from_roster`` belong in
-``repo``; they live here until then (audited the same way).
 """
 
 from __future__ import annotations
@@ -20,11 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy.orm import Session
-
 from aas_core.config import Settings
-from aas_core.db import repo
-from aas_core.db.models import Course, Enrollment, Student
 
 CAMERA_KINDS = ("snapshot_url", "ipwebcam", "dahua", "stream")
 _SECRET_FIELDS = ("password", "rtsp_url", "light")
@@ -176,38 +169,3 @@ def camera_config(stored: Mapping[str, Any], course_code: str,
     if section.get("rtsp_url"):
         data["rtsp_url"] = section["rtsp_url"]
     return CameraConfig.model_validate(data)
-
-
-# --- course edits -------------------------------------------------------------------------------
-
-EDITABLE = ("name", "schedule", "room", "capture_plan", "thresholds", "rules", "camera", "instructor_id")
-
-
-def update_course(s: Session, course: Course, *, actor: str, **changes: Any) -> list[str]:
-    """Apply changes to a course; returns the changed field names (audited as ``course.update``)."""
-    unknown = set(changes) - set(EDITABLE)
-    if unknown:
-        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
-    changed = []
-    for k, v in changes.items():
-        if k == "name":
-            v = (v or "").strip() or course.code
-        if k in ("schedule", "room"):
-            v = (v or "").strip() or None
-        if getattr(course, k) != v:
-            setattr(course, k, v)
-            changed.append(k)
-    if changed:
-        # Camera dicts never hold secrets, so logging what changed (not the values) is enough.
-        repo.audit(s, actor, "course.update", "course", course.code, fields=changed)
-    return changed
-
-
-def remove_from_roster(s: Session, course: Course, student: Student, actor: str) -> bool:
-    enr = s.get(Enrollment, (course.id, student.id))
-    if enr is None:
-        return False
-    s.delete(enr)
-    s.flush()
-    repo.audit(s, actor, "roster.remove", "course", course.code, student=student.student_number)
-    return True

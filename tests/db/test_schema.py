@@ -124,3 +124,24 @@ def test_embedding_blob_rejects_garbage() -> None:
         from_blob(b"abc")
     with pytest.raises(ValueError):
         to_blob(np.array([np.nan], np.float32))
+
+
+def test_course_edits_from_two_tabs_do_not_overwrite_each_other(migrated: str) -> None:
+    with session_scope(migrated) as s:
+        c = repo.add_course(s, "T1", "Original")
+        s.flush()
+        v0 = c.version
+    # both tabs loaded version v0; tab A saves first
+    with session_scope(migrated) as s:
+        repo.update_course(s, repo.get_course(s, "T1"), actor="a", expected_version=v0, name="From tab A")
+    with pytest.raises(repo.StaleEdit, match="another tab"):
+        with session_scope(migrated) as s:
+            repo.update_course(s, repo.get_course(s, "T1"), actor="b", expected_version=v0, name="From tab B")
+    with session_scope(migrated) as s:
+        c = repo.get_course(s, "T1")
+        assert c.name == "From tab A" and c.version == v0 + 1
+        # a save that knows the current version goes through
+        assert repo.update_course(s, c, actor="b", expected_version=c.version, room="B12") == ["room"]
+    with pytest.raises(ValueError, match="not editable"):
+        with session_scope(migrated) as s:
+            repo.update_course(s, repo.get_course(s, "T1"), actor="x", code="HACK")

@@ -259,6 +259,22 @@ def test_override_a_status_in_the_review(populated: dict[str, Any]) -> None:
     assert any("needs a reason" in e.value for e in at.error)
 
 
+def test_two_tabs_editing_the_same_course(populated: dict[str, Any]) -> None:
+    """The second tab's save is refused with a clear message; the first tab's edit stays."""
+    from aas_core.db import repo, session_scope
+
+    teach = users(populated["url"])["teach"]
+    tab_a, tab_b = ok(page("courses.py", teach).run()), ok(page("courses.py", teach).run())
+    for tab, name in ((tab_a, "Renamed in tab A"), (tab_b, "Renamed in tab B")):
+        # the details form's Name field (the new-course form has an empty one)
+        next(t for t in tab.text_input if t.label == "Name" and t.value == "Intro").set_value(name)
+        button(tab, "Save details").click()
+        tab.run()
+    assert any("changed by someone else" in e.value for e in tab_b.error)
+    with session_scope(populated["url"]) as s:
+        assert repo.get_course(s, COURSE).name == "Renamed in tab A"
+
+
 def test_correct_an_unknown_face_in_the_review(populated: dict[str, Any]) -> None:
     """'That face is student X' from the Unknown faces panel re-decides the session."""
     from aas_core.db import session_scope
@@ -446,7 +462,7 @@ def test_camera_preview_from_a_snapshot_url(populated: dict[str, Any]) -> None:
         with session_scope(populated["url"]) as s:
             stored, _ = cs.storable_camera({"kind": "snapshot_url", "name": "room cam",
                                             "url": f"http://127.0.0.1:{server.server_port}/snap.jpg"})
-            cs.update_course(s, repo.get_course(s, COURSE), actor="t", camera=stored)
+            repo.update_course(s, repo.get_course(s, COURSE), actor="t", camera=stored)
         teach = users(populated["url"])["teach"]
         at = ok(page("live_session.py", teach).run())
         assert "room cam" in texts(at)
