@@ -43,13 +43,10 @@ def settings(tmp_path: Path, models_dir: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def fast_pipeline(models_dir: Path):  # type: ignore[no-untyped-def]
-    """The 'fast' profile pipeline with its models loaded (skips while the vision stack is unfinished)."""
-    try:
-        from aas_core.vision.pipeline import Pipeline
-        from aas_core.vision.profiles import resolve_profile
+    """The 'fast' profile pipeline with its models loaded."""
+    from aas_core.vision.pipeline import Pipeline
+    from aas_core.vision.profiles import resolve_profile
 
-        p = Pipeline(resolve_profile("fast", models_dir)[0], models_dir)
-        p.warm_up()
-    except (ImportError, AttributeError, NotImplementedError) as exc:
-        pytest.skip(f"vision pipeline not available yet: {exc.__class__.__name__}: {exc}")
+    p = Pipeline(resolve_profile("fast", models_dir)[0], models_dir)
+    p.warm_up()
     return p

@@ -37,9 +37,9 @@ DATA_DIR = _pick(("AAS_TEST_DATA",), Path("/work/shared/data"), REPO.parent / "s
 
 
 def need_file(path: Path) -> Path:
-    """``path`` if it exists, else skip the calling test (the only reason we ever skip)."""
+    """``path`` if it exists; a missing asset is a broken setup, so the test fails and says which."""
     if not path.is_file():
-        pytest.skip(f"missing test asset: {path}")
+        pytest.fail(f"missing test asset: {path} (set AAS_TEST_MODELS_DIR / AAS_TEST_DATA)")
     return path
 
 
@@ -81,7 +81,7 @@ def face_files() -> Callable[[str], list[Path]]:
     def _files(prefix: str) -> list[Path]:
         files = sorted((DATA_DIR / "faces_dev").glob(f"{prefix}_*/*.jpg"))
         if not files:
-            pytest.skip(f"no faces_dev/{prefix}_* images under {DATA_DIR}")
+            pytest.fail(f"no faces_dev/{prefix}_* images under {DATA_DIR} (set AAS_TEST_DATA)")
         return files
 
     return _files
