@@ -143,7 +143,8 @@ if not is_student:
         if cfg.flow == "persons":
             models.insert(0, f"persons: `{cfg.person_backend}` {cfg.person_model or ''}")
         if cfg.enhancer:
-            models.append(f"enhancer: `{cfg.enhancer}` {cfg.enhancer_model or ''} (faces < {cfg.sr_below_px} px)")
+            which = "every face" if cfg.enhancer == "clahe" else f"faces < {cfg.sr_below_px} px"
+            models.append(f"enhancer: `{cfg.enhancer}` {cfg.enhancer_model or ''} ({which})")
         st.markdown("\n".join(f"- {m}" for m in models))
         for n in notes:
             st.caption(n)
