@@ -157,16 +157,24 @@ class Pipeline:
         plain = [i for i in range(len(faces)) if crops is None or crops.enhanced[i] is None]
         if plain:
             out[plain] = emb.embed(image, faces[plain])
-        for i in range(len(faces)):
-            if crops is None or crops.enhanced[i] is None:
-                continue
-            big = crops.enhanced[i]
-            crop = crops.crops[i]
-            scale = big.shape[1] / crop.shape[1]
-            face = faces[i].shifted(-crops.offsets[i][0], -crops.offsets[i][1])
-            face = Detections(face.xyxy * scale, face.confidence,
-                              None if face.landmarks is None else face.landmarks * scale, face.source)
-            out[i] = emb.embed(big, face)[0]
+        enhanced = [i for i in range(len(faces)) if crops is not None and crops.enhanced[i] is not None]
+        if not enhanced:
+            return out
+        assert crops is not None
+        # Each enhanced face lives in its own (upscaled) crop: map its box/landmarks there.
+        local = []
+        for i in enhanced:
+            scale = crops.enhanced[i].shape[1] / crops.crops[i].shape[1]  # type: ignore[union-attr]
+            f = faces[i].shifted(-crops.offsets[i][0], -crops.offsets[i][1])
+            local.append(Detections(f.xyxy * scale, f.confidence,
+                                    None if f.landmarks is None else f.landmarks * scale, f.source))
+        if hasattr(emb, "align") and hasattr(emb, "embed_aligned"):
+            # ArcFace-style: align every enhanced crop, then one batched inference.
+            aligned = np.concatenate([emb.align(crops.enhanced[i], d) for i, d in zip(enhanced, local)])
+            out[enhanced] = emb.embed_aligned(aligned)
+        else:
+            for i, d in zip(enhanced, local):
+                out[i] = emb.embed(crops.enhanced[i], d)[0]
         return out
 
     def match(self, embeddings: np.ndarray, gallery: Gallery | None, threshold: float | None = None) -> MatchResult | None:
