@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.browser.app_server import running_app
 
 pytestmark = pytest.mark.browser
 
@@ -32,12 +28,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 PASSWORD = "e2e-password-1"
 COURSE = "CS101"
 WAIT = 120_000  # ms: model loading and pipeline runs on a small CPU
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,40 +48,8 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, data_d
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "AAS_DATABASE_URL": f"sqlite:///{root / 'e2e.db'}", "AAS_DATA_DIR": str(root / "data"),
-           "AAS_MODELS_DIR": str(models_dir), "AAS_NEW_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-    py = sys.executable
-    for args in (["init"], ["user", "add", "admin", "--role", "admin"]):
-        subprocess.run([py, "-m", "aas_core.cli", *args], cwd=ROOT, env=env, check=True, capture_output=True,
-                       timeout=120)
-    port = _free_port()
-    log = (root / "streamlit.log").open("w")
-    proc = subprocess.Popen([py, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start: {(root / 'streamlit.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_app(tmp_path_factory.mktemp("e2e"), models_dir, PASSWORD, db_name="e2e.db") as (base, _env):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        print(f"streamlit log: {root / 'streamlit.log'}")
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,18 @@ Checks: the processed video plays (``readyState >= 2``), a screenshot is taken, 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 
-from tests.browser.test_e2e import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SHOTS, _free_port, idle, nav, shot
+from tests.browser.app_server import running_app
+from tests.browser.test_e2e import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SHOTS, idle, nav, shot
 
 pytestmark = pytest.mark.browser
 
@@ -54,45 +52,11 @@ def fake_video(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("webrtc")
-    url = f"sqlite:///{root / 'webrtc.db'}"
-    env = {**os.environ, "AAS_DATABASE_URL": url, "AAS_DATA_DIR": str(root / "data"),
-           "AAS_MODELS_DIR": str(models_dir), "AAS_NEW_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
-    py = sys.executable
-    for args in (["init"], ["user", "add", "admin", "--role", "admin"]):
-        subprocess.run([py, "-m", "aas_core.cli", *args], cwd=Path(__file__).parents[2], env=env, check=True,
-                       capture_output=True, timeout=120)
-    subprocess.run([py, "-c", "import sys; from aas_core.db import repo, session_scope\n"
-                    "with session_scope(sys.argv[1]) as s: repo.add_student(s, sys.argv[2], 'Live Cam', consent=True)",
-                    url, STUDENT], env=env, check=True, capture_output=True, timeout=60)
-    port = _free_port()
-    log_path = root / "streamlit.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen([py, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=Path(__file__).parents[2], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/_stcore/health", timeout=2).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_app(tmp_path_factory.mktemp("webrtc"), models_dir, PASSWORD, db_name="webrtc.db") as (base, env):
+        subprocess.run([sys.executable, "-c", "import sys; from aas_core.db import repo, session_scope\n"
+                        "with session_scope(sys.argv[1]) as s: repo.add_student(s, sys.argv[2], 'Live Cam', consent=True)",
+                        env["AAS_DATABASE_URL"], STUDENT], env=env, check=True, capture_output=True, timeout=60)
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        print(f"streamlit log: {log_path}")
 
 
 @pytest.fixture(scope="module")
