@@ -20,7 +20,7 @@ from aas_core.db.embeddings import to_blob
 from aas_core.db.models import FaceSample, Student
 from aas_core.storage import ImageStore, discard_on_rollback
 from aas_core.vision import quality
-from aas_core.vision.pipeline import Pipeline, context_crop
+from aas_core.vision.pipeline import Pipeline
 from aas_core.vision.types import Detections
 
 # A second face this much smaller than the largest is a bystander: keep the largest, warn.
@@ -161,7 +161,3 @@ def delete_sample(s: Session, sample: FaceSample, store: ImageStore, actor: str)
     store.delete(sample.image_path)
     repo.audit(s, actor, "sample.delete", "student", sample.student.student_number, sample=sample.id)
     s.delete(sample)
-
-
-def crop_for_display(image: np.ndarray, box: list[float]) -> np.ndarray:
-    return context_crop(image, np.asarray(box, np.float32), 0.3)[0]
