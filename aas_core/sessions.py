@@ -155,7 +155,9 @@ class SessionService:
             for p in [*crop_paths, *enh_paths]:
                 if p:
                     discard_on_rollback(s, self.store, p)
-            ids = {st.student_number: st.id for st in s.scalars(select(Student))} if result.match else {}
+            named = {a for a in result.match.assigned if a} if result.match else set()
+            ids = dict(s.execute(select(Student.student_number, Student.id)
+                                 .where(Student.student_number.in_(named))).all()) if named else {}
             snap = s.get(Snapshot, snapshot_id)
             # Re-processing replaces the observations: their crop files go once this commits.
             replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]

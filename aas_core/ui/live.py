@@ -168,7 +168,11 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
         snaps = list(sess.snapshots)
         plan_n = int((sess.capture_plan or {}).get("snapshots") or 0)
         n = max([x.index + 1 for x in snaps] + [plan_n, 1])
-        names = {st.id: (st.student_number, st.name) for st in s.scalars(select(Student))}
+        # Only the students this session is about: its roster records and its matched faces.
+        wanted = {r.student_id for r in sess.records} | {o.student_id for x in snaps for o in x.observations
+                                                          if o.student_id is not None}
+        names = {st.id: (st.student_number, st.name)
+                 for st in s.scalars(select(Student).where(Student.id.in_(wanted)))} if wanted else {}
         by_student: dict[int, list[Evidence]] = {}
         unknown: list[Evidence] = []
         views: list[SnapshotView] = []
