@@ -10,9 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
+
+from aas_core.media.decode import DEFAULT_MAX_PIXELS
+from aas_core.redact import redact_url  # noqa: F401 - re-exported: callers import it from here
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +37,6 @@ class Settings(BaseSettings):
     person_conf: float = Field(default=0.35, ge=0, le=1, description="Person detector confidence.")
     face_conf: float = Field(default=0.5, ge=0, le=1, description="Face detector confidence.")
     min_face_px: int = Field(default=20, ge=4, description="Faces smaller than this (shorter side) are dropped.")
-    sr_below_px: int = Field(default=48, ge=0, description="Super-resolve faces whose shorter side is below this.")
     recognition_threshold: float | None = Field(
         default=None, description="Open-set cosine threshold; None = the embedder's calibrated default."
     )
@@ -65,23 +66,12 @@ class Settings(BaseSettings):
     capture_window_s: float = Field(default=60.0, description="Retry a failing camera this long per snapshot.")
 
     # --- images ----------------------------------------------------------------------------
-    max_image_pixels: int = Field(default=50_000_000, description="Refuse images larger than this.")
+    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, description="Refuse images larger than this.")
     max_upload_bytes: int = Field(default=30_000_000)
     retention_days: int = Field(default=180, description="Snapshots/crops older than this are purged.")
 
-    # --- secrets ---------------------------------------------------------------------------
-    admin_password: SecretStr | None = Field(default=None, description="Used by `aas user add` when not prompted.")
-
     def resolved(self, p: Path) -> Path:
         return p if p.is_absolute() else (Path.cwd() / p)
-
-
-def redact_url(url: str) -> str:
-    """Database URL safe to print: the password is replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL we can parse: show nothing sensitive
-        return "<unparseable url>"
 
 
 @lru_cache(maxsize=1)

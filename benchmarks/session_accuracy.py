@@ -14,14 +14,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from aas_core.bench import default_dataset
+from aas_core.tools.bench import default_dataset
 from aas_core.config import PROJECT_ROOT, get_settings
 from aas_core.db import init_db, repo, session_scope
-from aas_core.enrollment import enroll_images
-from aas_core.imageio import read_image
-from aas_core.sessions import SessionService
-from aas_core.storage import ImageStore
-from aas_core.synthetic import make_session, scrfd_locator
+from aas_core.services.enrollment import enroll_images
+from aas_core.media.decode import read_image
+from aas_core.services.sessions import SessionService
+from aas_core.media.store import ImageStore
+from aas_core.tools.synthetic import make_session, scrfd_locator
 from aas_core.vision.pipeline import Pipeline
 from aas_core.vision.profiles import resolve_profile
 

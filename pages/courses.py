@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy import select
 
-from aas_core.attendance import Status
-from aas_core.auth import AccessDenied, require_course, visible_courses
-from aas_core.db import repo, session_scope
-from aas_core.db.models import Course, Instructor, Role
-from aas_core.ui import course_settings as cs
+from aas_core.db.models import Role
+from aas_core.domain.attendance import Status
+from aas_core.domain.course_config import ConfigError, PlanConfig, RecognitionConfig
+from aas_core.services import courses as svc
+from aas_core.services.auth import AccessDenied
+from aas_core.services.roster import RosterFileError, parse_roster_csv
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import database_url, settings
-from aas_core.ui.roster_csv import RosterFileError, apply_roster, parse_roster_csv
 from aas_core.ui.widgets import flash, pick_course, show_flashes
 
 user = require_user(Role.INSTRUCTOR)
@@ -22,14 +21,12 @@ cfg = settings()
 st.title(":material/menu_book: Courses")
 
 # --- list + create ---------------------------------------------------------------------------
-with session_scope(url) as s:
-    courses = visible_courses(s, user)
-    rows = [{"code": c.code, "name": c.name, "schedule": c.schedule or "", "room": c.room or "",
-             "instructor": c.instructor.name if c.instructor else "—", "students": len(c.enrollments),
-             "camera": (c.camera or {}).get("kind", "—"),
-             "threshold": str((c.thresholds or {}).get("recognition", "default"))} for c in courses]
-    instructors = ({i.id: i.name for i in s.scalars(select(Instructor).order_by(Instructor.name))}
-                   if user.is_admin else {})
+courses = svc.list_courses(url, user)
+rows = [{"code": c.code, "name": c.name, "schedule": c.schedule or "", "room": c.room or "",
+         "instructor": c.instructor or "—", "students": c.students, "camera": c.config.camera or "—",
+         "threshold": str(c.config.recognition.threshold if c.config.recognition.threshold is not None else "default")}
+        for c in courses]
+instructors = svc.instructors(url, user)
 
 st.subheader("Your courses" if not user.is_admin else "All courses")
 if rows:
@@ -59,9 +56,8 @@ with st.expander("New course", expanded=not rows, icon=":material/add:"), st.for
             st.error("A course needs a code.")
         else:
             try:
-                with session_scope(url) as s:
-                    repo.add_course(s, code, name or code, actor=user.username, instructor_id=instructor_id,
-                                    schedule=schedule.strip() or None, room=room.strip() or None)
+                svc.create_course(url, user, cfg, code, name or code, schedule=schedule, room=room,
+                                  instructor_id=instructor_id)
                 st.session_state["aas_course"] = code.strip()
                 flash(f"Course {code.strip()} created")
                 st.rerun()
@@ -73,43 +69,42 @@ if not courses:
     st.stop()
 
 st.divider()
-course = pick_course(courses, key="courses_pick", label="Course to edit")
-assert course is not None
-course_id = course.id
+picked = pick_course(courses, key="courses_pick", label="Course to edit")
+assert picked is not None
 try:
-    require_course(user, course)
+    course = svc.get_course(url, user, picked.code)
 except AccessDenied as exc:
     st.error(str(exc))
     st.stop()
 
 tab_details, tab_roster, tab_plan, tab_camera = st.tabs(["Details", "Roster", "Capture plan & rules", "Camera"])
 
-
-def _load(s) -> Course:  # type: ignore[no-untyped-def]
-    c = s.get(Course, course_id)
-    require_course(user, c)
-    return c
-
-
 # The version this tab is editing: a save from another tab in between is refused, not overwritten.
-VERSION_KEY = f"course_version_{course_id}"
+VERSION_KEY = f"course_version_{course.id}"
 if st.session_state.get(VERSION_KEY) is None:
     st.session_state[VERSION_KEY] = course.version
 
 
-def _save(**changes) -> list[str] | None:  # type: ignore[no-untyped-def]
+def _saved(save) -> list[str] | None:  # type: ignore[no-untyped-def]
+    """Run one save with this tab's version; remember the new version, or show why it was refused."""
     try:
-        with session_scope(url) as s:
-            c = _load(s)
-            changed = repo.update_course(s, c, actor=user.username, expected_version=st.session_state[VERSION_KEY],
-                                         **changes)
-            new_version = c.version
-    except repo.StaleEdit as exc:
+        changed, new_version = save(st.session_state[VERSION_KEY])
+    except svc.StaleEdit as exc:
         st.session_state[VERSION_KEY] = None  # the next save applies to the current values
         st.error(str(exc))
         return None
+    except ConfigError as exc:
+        st.error(f"Not saved: {exc}")
+        return None
     st.session_state[VERSION_KEY] = new_version
     return changed
+
+
+def _save_config(config) -> list[str] | None:  # type: ignore[no-untyped-def]
+    def save(version):  # type: ignore[no-untyped-def]
+        _, changed, new_version = svc.update_config(url, user, course.code, config=config, expected_version=version)
+        return changed, new_version
+    return _saved(save)
 
 
 # --- details ----------------------------------------------------------------------------------
@@ -125,21 +120,16 @@ with tab_details, st.form("course_details"):
             "Instructor", options, index=options.index(course.instructor_id) if course.instructor_id in options else 0,
             format_func=lambda i: "— none —" if i is None else instructors[i])
     if st.form_submit_button("Save details"):
-        changed = _save(name=name, schedule=schedule, room=room, **changes)
+        changed = _saved(lambda v: svc.update_details(url, user, course.code, expected_version=v, name=name,
+                                                      schedule=schedule, room=room, **changes))
         if changed is not None:
             flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
             st.rerun()
 
 # --- roster -----------------------------------------------------------------------------------
 with tab_roster:
-    with session_scope(url) as s:
-        c = _load(s)
-        counts = repo.sample_counts(s, c)
-        roster_rows = [{"student_id": x.student_number, "name": x.name, "email": x.email or "",
-                        "consent": x.has_consent, "samples": counts.get(x.student_number, 0)}
-                       for x in repo.roster(s, c)]
-        on_roster = {r["student_id"] for r in roster_rows}
-        others = [(x.student_number, x.name) for x in repo.list_students(s) if x.student_number not in on_roster]
+    roster = svc.roster(url, user, course.code)
+    roster_rows, others = roster.rows, roster.others
     st.markdown(f"**{len(roster_rows)} students on the roster of {course.code}**")
     if roster_rows:
         st.dataframe(roster_rows, hide_index=True, width="stretch", column_config={
@@ -156,9 +146,7 @@ with tab_roster:
         picked = st.multiselect("Students", list(names), format_func=lambda sn, _n=names: f"{sn} — {_n[sn]}",
                                 placeholder="Choose students" if names else "Every student is on this roster")
         if st.form_submit_button("Add to roster") and picked:
-            with session_scope(url) as s:
-                c = _load(s)
-                added = sum(repo.enroll_in_course(s, c, repo.get_student(s, sn), actor=user.username) for sn in picked)
+            added = svc.add_students(url, user, course.code, picked)
             flash(f"{added} student(s) added to {course.code}")
             st.rerun()
     with b, st.form("roster_remove", clear_on_submit=True):
@@ -168,9 +156,7 @@ with tab_roster:
                               key="roster_drop")
         st.caption("Their attendance history stays; they are no longer expected in new sessions.")
         if st.form_submit_button("Remove") and drop:
-            with session_scope(url) as s:
-                c = _load(s)
-                n = sum(repo.remove_from_roster(s, c, repo.get_student(s, sn), user.username) for sn in drop)
+            n = svc.remove_students(url, user, course.code, drop)
             flash(f"{n} student(s) removed from {course.code}", ":material/person_remove:")
             st.rerun()
 
@@ -192,8 +178,7 @@ with tab_roster:
                            "before enrolling photos.")
                 if st.button(f"Import {len(parsed.rows)} valid row(s) into {course.code}", type="primary",
                              key="roster_import"):
-                    with session_scope(url) as s:
-                        res = apply_roster(s, _load(s), parsed.rows, actor=user.username)
+                    res = svc.import_roster(url, user, course.code, parsed.rows)
                     for w in res.warnings:
                         st.warning(w)
                     flash(f"Roster import: {len(res.created)} new students, {len(res.added)} added to the roster, "
@@ -202,22 +187,21 @@ with tab_roster:
 
 # --- capture plan, threshold, rules ----------------------------------------------------------------
 with tab_plan:
-    plan = cs.effective_plan(course.capture_plan, cfg)
-    rules = cs.current_rules(course.rules)
-    thr = (course.thresholds or {}).get("recognition")
+    config = course.config
+    plan, rules, rec = config.plan, config.rules, config.recognition
     with st.form("course_plan"):
         st.markdown("**Capture plan** — first snapshot at *t1*, the next *t2* later, the last at a random "
                     "moment before the end.")
         c1, c2, c3, c4 = st.columns(4)
-        n = c1.number_input("Snapshots", 1, 10, int(plan["snapshots"]))
-        t1 = c2.number_input("t1 (min)", 0.0, 600.0, plan["first_after_s"] / 60, step=1.0)
-        t2 = c3.number_input("t2 (min)", 0.0, 600.0, plan["second_after_s"] / 60, step=1.0)
-        length = c4.number_input("Session length (min)", 1.0, 900.0, plan["session_length_s"] / 60, step=5.0)
+        n = c1.number_input("Snapshots", 1, 10, plan.snapshots)
+        t1 = c2.number_input("t1 (min)", 0.0, 600.0, plan.first_after_s / 60, step=1.0)
+        t2 = c3.number_input("t2 (min)", 0.0, 600.0, plan.second_after_s / 60, step=1.0)
+        length = c4.number_input("Session length (min)", 1.0, 900.0, plan.session_length_s / 60, step=5.0)
         st.markdown("**Recognition threshold** (cosine similarity; higher = fewer false matches, more misses)")
-        use_default = st.checkbox("Use the model's calibrated default", value=thr is None)
-        thr_value = st.slider("Threshold", 0.0, 1.0, float(thr) if thr is not None else 0.4, 0.01)
-        if course.thresholds and course.thresholds.get("source"):
-            st.caption(f"Set from: {course.thresholds['source']} (model {course.thresholds.get('model') or 'any'})")
+        use_default = st.checkbox("Use the model's calibrated default", value=rec.threshold is None)
+        thr_value = st.slider("Threshold", 0.0, 1.0, rec.threshold if rec.threshold is not None else 0.4, 0.01)
+        if rec.source:
+            st.caption(f"Set from: {rec.source} (model {rec.model or 'any'})")
         st.markdown("**Status rules**")
         r1, r2, r3 = st.columns(3)
         gaps = r1.number_input("Tolerated missed snapshots in between", 0, 9, rules.tolerate_gaps)
@@ -231,58 +215,53 @@ with tab_plan:
         min_conf = r5.slider("Ignore sightings below this similarity (no evidence)", 0.0, 1.0,
                              float(rules.min_confidence), 0.01)
         if st.form_submit_button("Save plan and rules", type="primary"):
-            try:
-                new_plan = cs.plan_dict(n, t1 * 60, t2 * 60, length * 60)
-                new_rules = cs.rules_dict(tolerate_gaps=int(gaps), middle_only=middle, interrupted=interrupted,
-                                          min_present_fraction=min_frac, min_confidence=min_conf)
-                if use_default:
-                    new_thr = None
-                elif thr is not None and abs(thr_value - float(thr)) < 1e-9:
-                    new_thr = course.thresholds  # unchanged: keep where it came from
-                else:
-                    new_thr = cs.thresholds_dict(thr_value, None, f"set by {user.username}")
-            except ValueError as exc:
-                st.error(str(exc))
+            if use_default:
+                new_rec = RecognitionConfig()
+            elif rec.threshold is not None and abs(thr_value - rec.threshold) < 1e-9:
+                new_rec = rec  # unchanged: keep where it came from
             else:
-                changed = _save(capture_plan=new_plan, rules=new_rules, thresholds=new_thr)
+                new_rec = RecognitionConfig(threshold=round(thr_value, 4), source=f"set by {user.username}")
+            try:
+                new = config.with_values(
+                    plan=PlanConfig(snapshots=int(n), first_after_s=t1 * 60, second_after_s=t2 * 60,
+                                    session_length_s=length * 60, margin_s=plan.margin_s),
+                    rules={"tolerate_gaps": int(gaps), "middle_only": middle, "interrupted": interrupted,
+                           "min_present_fraction": min_frac, "min_confidence": min_conf},
+                    recognition=new_rec)
+            except (ConfigError, ValueError) as exc:
+                st.error(f"Not saved: {exc}")
+            else:
+                changed = _save_config(new)
                 if changed is not None:
                     flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
                     st.rerun()
 
 # --- camera ------------------------------------------------------------------------------------------
 with tab_camera:
-    cam = dict(course.camera or {})
-    key = cs.secret_key(course.code)
-    st.markdown("The classroom camera used by **Live Session**. Passwords are never stored in the database: put "
-                f"them in `.streamlit/secrets.toml` under `[cameras.{key}]` (`password = \"…\"`, or a full "
-                f"`url` with credentials) or in the environment variable `AAS_CAMERA_{key}_PASSWORD`.")
+    from aas_core.capture.cameras import SECRETS_FILE, camera_configs
+
+    st.markdown("The classroom camera used by **Live Session** and `aas session capture`. Passwords are never "
+                "stored in the database: cameras are named in the environment (`AAS_CAMERAS`) or in "
+                f"`{SECRETS_FILE}` under `[cameras.NAME]`, together with their host and credentials, and a course "
+                "stores only the camera's name.")
+    try:
+        cams = camera_configs(cfg)
+    except ValueError as exc:
+        cams = {}
+        st.error(str(exc))
     with st.form("course_camera"):
-        kinds = ["none", *cs.CAMERA_KINDS]
-        kind = st.selectbox("Kind", kinds, index=kinds.index(cam["kind"]) if cam.get("kind") in kinds else 0,
-                            help="snapshot_url: a still-image URL · ipwebcam: Android IP Webcam app · "
-                                 "dahua: Dahua IP camera · stream: RTSP/MJPEG URL or local device")
-        c1, c2 = st.columns(2)
-        cam_name = c1.text_input("Name", value=cam.get("name", "") or course.room or "")
-        cam_url = c2.text_input("URL (no password)", value=cam.get("url", ""),
-                                placeholder="http://192.168.1.20:8080")
-        c3, c4, c5 = st.columns(3)
-        host = c3.text_input("Host (Dahua)", value=cam.get("host", ""))
-        username = c4.text_input("Username", value=cam.get("username", ""))
-        channel = c5.number_input("Channel", 0, 64, int(cam.get("channel", 0)))
-        c6, c7, c8 = st.columns(3)
-        device = c6.text_input("Local device index (stream)", value=str(cam.get("device", "")))
-        timeout = c7.number_input("Timeout (s)", 1.0, 120.0, float(cam.get("timeout_s", 5.0)))
-        light = c8.checkbox("Use the camera's light", value=bool(cam.get("use_builtin_light", True)))
+        names = [None, *sorted(cams)]
+        current = course.config.camera
+        if current is not None and current not in names:
+            names.append(current)
+        cam_name = st.selectbox("Camera", names, index=names.index(current),
+                                format_func=lambda n: "— none —" if n is None else
+                                (f"{n} ({cams[n].kind}, {cams[n].display_url or cams[n].kind})" if n in cams
+                                 else f"{n} (not configured on this server)"))
+        if not cams:
+            st.caption("No camera is configured on this server yet.")
         if st.form_submit_button("Save camera"):
-            try:
-                stored, notes = cs.storable_camera({"kind": kind, "name": cam_name, "url": cam_url, "host": host,
-                                                    "username": username, "channel": channel, "timeout_s": timeout,
-                                                    "device": device.strip() or None, "use_builtin_light": light})
-            except ValueError as exc:
-                st.error(f"Camera not saved: {exc}")
-            else:
-                if _save(camera=stored) is not None:
-                    for note in notes:
-                        flash(note, ":material/lock:")
-                    flash("Camera saved" if stored else "Camera removed", ":material/photo_camera:")
-                    st.rerun()
+            changed = _save_config(course.config.with_values(camera=cam_name))
+            if changed is not None:
+                flash("Camera saved" if cam_name else "Camera removed", ":material/photo_camera:")
+                st.rerun()

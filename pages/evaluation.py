@@ -12,14 +12,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from aas_core.auth import require_course, visible_courses
 from aas_core.config import PROJECT_ROOT
-from aas_core.db import repo, session_scope
-from aas_core.db.models import Course, Role
-from aas_core.evaluation import EVAL_BACKENDS, EvalReport, evaluate_folder
-from aas_core.ui import course_settings as cs
+from aas_core.db.models import Role
+from aas_core.domain.course_config import RecognitionConfig
+from aas_core.services import courses as course_service
+from aas_core.tools.curves import eer, rates_at, roc
+from aas_core.tools.evaluation import EVAL_BACKENDS, EvalReport, evaluate_folder
 from aas_core.ui.auth import require_user
-from aas_core.ui.curves import eer, rates_at, roc
 from aas_core.ui.resources import database_url, models_dir
 from aas_core.ui.widgets import flash, show_flashes
 
@@ -136,19 +135,17 @@ st.plotly_chart(hist, width="stretch")
 
 # --- apply to a course -----------------------------------------------------------------------------
 st.subheader("Apply this threshold")
-with session_scope(url) as s:
-    courses = visible_courses(s, user)
+courses = course_service.list_courses(url, user)
 if not courses:
     st.caption("No course to apply it to.")
 else:
-    codes = {c.id: c.code for c in courses}
+    codes = [c.code for c in courses]
     a, b = st.columns([2, 1])
-    cid = a.selectbox("Course", list(codes), format_func=lambda i, _c=codes: _c[i], key="eval_course")
-    if b.button(f"Apply {thr:.2f} to {codes[cid]}", type="primary", key="eval_apply"):
-        with session_scope(url) as s:
-            course = s.get(Course, cid)
-            require_course(user, course)
-            repo.update_course(s, course, actor=user.username, thresholds=cs.thresholds_dict(
-                thr, rep.model, f"evaluation {which} on {Path(state['folder']).name}, {date.today():%Y-%m-%d}"))
-        flash(f"{codes[cid]}: recognition threshold set to {thr:.2f} ({rep.model})")
+    code = a.selectbox("Course", codes, key="eval_course")
+    if b.button(f"Apply {thr:.2f} to {code}", type="primary", key="eval_apply"):
+        current = next(c for c in courses if c.code == code).config
+        course_service.update_config(url, user, code, config=current.with_values(recognition=RecognitionConfig(
+            threshold=round(float(thr), 4), model=rep.model,
+            source=f"evaluation {which} on {Path(state['folder']).name}, {date.today():%Y-%m-%d}")))
+        flash(f"{code}: recognition threshold set to {thr:.2f} ({rep.model})")
         st.rerun()

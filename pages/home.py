@@ -6,11 +6,9 @@ from datetime import date
 
 import streamlit as st
 
-from aas_core.auth import visible_courses
 from aas_core.config import redact_url
-from aas_core.db import repo, session_scope
 from aas_core.db.models import Role
-from aas_core.ui import reports
+from aas_core.services import dashboard, reports
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import (
     base_config,
@@ -24,10 +22,9 @@ from aas_core.ui.resources import (
 from aas_core.ui.widgets import nav_link, show_flashes
 
 
-
 @st.cache_data(show_spinner=False, ttl=300)
 def _features(mdir: str) -> list[tuple[str, str | None]]:
-    from aas_core.health import FEATURE_LABELS, feature_availability
+    from aas_core.tools.health import FEATURE_LABELS, feature_availability
 
     return [(FEATURE_LABELS.get(k, k), v) for k, v in feature_availability(mdir).items()]
 
@@ -39,34 +36,18 @@ cfg_settings = settings()
 st.title(":material/school: Automated Attendance")
 
 today = date.today()
-monday, sunday = reports.week_bounds(today)
 is_student = user.role == Role.STUDENT and not user.is_admin
-
-with session_scope(url) as s:
-    if is_student:
-        course_ids = None
-        n_courses = n_students = 0
-        sessions = reports.sessions_table(s, [], 0)
-    else:
-        courses = visible_courses(s, user)
-        course_ids = None if user.is_admin else [c.id for c in courses]
-        n_courses = len(courses)
-        n_students = len(repo.list_students(s)) if user.is_admin else len(
-            {e.student_id for c in courses for e in c.enrollments})
-        sessions = reports.sessions_table(s, course_ids, limit=10)
-    week = reports.records_for_user(s, user, start=monday, end=sunday)
-    all_records = reports.records_for_user(s, user)
-
-summary = reports.student_summary(all_records)
-risky = reports.at_risk(summary, reports.AT_RISK_DEFAULT)
-week_rate = reports.attendance_rate(week)
+figures = dashboard.home_figures(url, user, today)
+monday, sunday, week_rate = figures.monday, figures.sunday, figures.week_rate
+all_records, week, sessions = figures.records, figures.week, figures.sessions
+summary, risky = figures.summary, figures.at_risk
 
 # --- headline figures ----------------------------------------------------------------------
 if is_student:
     st.subheader(f"Your attendance, {user.username}")
     c1, c2, c3 = st.columns(3)
     c1.metric("Sessions recorded", len(all_records))
-    c2.metric("Attendance rate (all)", "—" if all_records.empty else f"{reports.attendance_rate(all_records):.0%}")
+    c2.metric("Attendance rate (all)", "—" if figures.rate is None else f"{figures.rate:.0%}")
     c3.metric("This week", "—" if week_rate is None else f"{week_rate:.0%}")
     if not risky.empty:
         st.warning(f"Your attendance is below {reports.AT_RISK_DEFAULT:.0%} in "
@@ -76,8 +57,8 @@ if is_student:
                      hide_index=True, width="stretch")
 else:
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Courses", n_courses)
-    c2.metric("Students", n_students)
+    c1.metric("Courses", figures.n_courses)
+    c2.metric("Students", figures.n_students)
     c3.metric("Sessions this week", int(week["session_id"].nunique()) if not week.empty else 0)
     c4.metric(f"Attendance {monday:%d %b}–{sunday:%d %b}", "—" if week_rate is None else f"{week_rate:.0%}",
               help="Share of attendance records with status attended, late or left early.")

@@ -11,20 +11,17 @@ import hashlib
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from sqlalchemy import select
 
-from aas_core import privacy
-from aas_core.auth import visible_courses
-from aas_core.db import session_scope
-from aas_core.db.models import ClassSession, Role, Snapshot
-from aas_core.imageio import ImageError, decode_image
+from aas_core.db.models import Role
+from aas_core.media.decode import ImageError, decode_image
+from aas_core.services import courses as course_service
+from aas_core.services import in_transaction, privacy
 from aas_core.ui import stages
 from aas_core.ui.auth import require_user
-from aas_core.ui.draw import SOURCE_HEX, draw_detections, side_by_side
+from aas_core.media.draw import SOURCE_HEX, draw_detections, side_by_side
 from aas_core.ui.enroll import IMAGE_TYPES
 from aas_core.ui.resources import (
     base_config,
-    course_threshold,
     database_url,
     get_pipeline,
     image_store,
@@ -55,7 +52,7 @@ def _model_files(mdir: str) -> dict[str, list[tuple[str, str | None]]]:
     """Per stage, (backend, file) choices whose weights are present."""
     from pathlib import Path
 
-    from aas_core.vision.registry import load_manifest
+    from aas_core.vision.weights import load_manifest
 
     out: dict[str, list[tuple[str, str | None]]] = {"face": [], "enhance": [], "person": []}
     try:
@@ -70,15 +67,10 @@ def _model_files(mdir: str) -> dict[str, list[tuple[str, str | None]]]:
     return out
 
 
-with session_scope(url) as s:
-    courses = visible_courses(s, user)
-    course_ids = [c.id for c in courses]
-    snaps = s.execute(
-        select(Snapshot.id, Snapshot.index, ClassSession.id, ClassSession.started_at, ClassSession.course_id)
-        .join(ClassSession, Snapshot.session_id == ClassSession.id)
-        .where(Snapshot.image_path.is_not(None), ClassSession.course_id.in_(course_ids or [-1]))
-        .order_by(ClassSession.started_at.desc(), Snapshot.index).limit(60)).all()
+courses = course_service.list_courses(url, user)
+snaps = in_transaction(url, privacy.stored_snapshots, user, limit=60)
 codes = {c.id: c.code for c in courses}
+course_ids = list(codes)
 
 # --- sidebar: image source and every knob -------------------------------------------------------
 sb = st.sidebar
@@ -104,8 +96,7 @@ else:
         snap_id = sb.selectbox("Snapshot", list(snap_labels), format_func=lambda i, _l=snap_labels: _l[i],
                                key="insp_snap")
         try:
-            with session_scope(url) as s:
-                image = privacy.snapshot_image(s, store, user, snap_id)
+            image = in_transaction(url, privacy.snapshot_image, store, user, snap_id)
             img_name = snap_labels[snap_id]
         except (FileNotFoundError, PermissionError) as exc:
             st.error(str(exc))
@@ -179,12 +170,12 @@ except Exception as exc:  # noqa: BLE001 - missing weights, unknown backend: say
     st.error(f"Cannot build this pipeline: {exc}")
     st.stop()
 
-default_thr = course_threshold(course.thresholds if course else None)
+default_thr = course.config.recognition.threshold if course else None
 default_thr = pipeline.threshold if default_thr is None else default_thr
 threshold = sb.slider("Recognition threshold", 0.0, 1.0, float(round(default_thr, 2)), 0.01,
                       key=f"insp_thr_{course_id}_{pipeline.embedder.name}")
 
-gallery = stages.course_gallery(url, course.id, pipeline.embedder.name) if course else None
+gallery = stages.course_gallery(url, user, course.code, pipeline.embedder.name) if course else None
 if course and gallery is None:
     st.warning(f"{course.code} has no enrolled faces for {pipeline.embedder.name} (the first session with this "
                "model re-embeds stored photos): matching is skipped.")

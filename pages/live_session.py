@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from aas_core.auth import visible_courses
-from aas_core.db import repo, session_scope
 from aas_core.db.models import Role
-from aas_core.sessions import SessionService
-from aas_core.ui import course_settings as cs
-from aas_core.ui import live
+from aas_core.domain.course_config import PlanConfig
+from aas_core.services import courses
+from aas_core.services import review as live
+from aas_core.services.camera_session import CameraSession, start_course_capture
+from aas_core.services.sessions import NoSnapshots, SessionService
 from aas_core.ui.auth import require_user
 from aas_core.ui.enroll import IMAGE_TYPES, decode_uploads
-from aas_core.ui.resources import course_config, database_url, get_pipeline, image_store, settings
-from aas_core.ui.widgets import flash, pick_course, secrets_mapping, show_bgr, show_flashes, status_text
-from aas_core.vision.pipeline import draw_result
+from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
+from aas_core.ui.widgets import flash, pick_course, show_bgr, show_flashes, status_text
+from aas_core.media.draw import draw_result
 
 user = require_user(Role.INSTRUCTOR)
 show_flashes()
@@ -27,32 +27,33 @@ cfg = settings()
 store = image_store()
 st.title(":material/videocam: Live Session")
 
-with session_scope(url) as s:
-    courses = visible_courses(s, user)
-if not courses:
+course_list = courses.list_courses(url, user)
+if not course_list:
     st.info("Create a course and enroll its students first (**Courses**, **Students**).")
     st.stop()
 
-course = pick_course(courses, key="live_course")
+course = pick_course(course_list, key="live_course")
 assert course is not None
-with session_scope(url) as s:
-    roster_n = len(repo.roster(s, course))
-    recent = [(x.id, x.started_at, x.status.value) for x in repo.sessions_of(s, course)[:20]]
-st.caption(f"{roster_n} students on the roster · plan: "
-           + ", ".join(f"{k} {v:g}" for k, v in cs.effective_plan(course.capture_plan, cfg).items()))
-if roster_n == 0:
+config = course.config
+roster = courses.roster(url, user, course.code).rows
+recent = live.recent_sessions(url, user, course.code)
+plan = config.plan
+st.caption(f"{len(roster)} students on the roster · plan: {plan.snapshots} snapshots, the first after "
+           f"{plan.first_after_s / 60:g} min, the next {plan.second_after_s / 60:g} min later, the last at a random "
+           f"time before {plan.session_length_s / 60:g} min")
+if not roster:
     st.warning("The roster is empty: every face will be 'unknown'. Add students on **Courses**.")
 
 
 def _service() -> SessionService:
-    pipe = get_pipeline(course_config(course.thresholds))
-    for note in live.pipeline_notes(pipe, course.thresholds):
+    pipe = get_pipeline(base_config()[0])  # the course threshold is applied per session by the service
+    for note in live.pipeline_notes(pipe, config):
         st.warning(note)
     return SessionService(url, store, pipe, cfg)
 
 
 @st.cache_resource(show_spinner=False)
-def _camera_runs() -> dict[int, live.CameraRun]:
+def _camera_runs() -> dict[int, CameraSession]:
     """Camera sessions running in this server process (survive reruns and page reloads)."""
     return {}
 
@@ -82,8 +83,7 @@ with tab_upload:
             except Exception as exc:  # noqa: BLE001 - missing weights etc.
                 st.error(f"Cannot load the face models: {exc}")
                 st.stop()
-            with session_scope(url) as s:
-                names = {x.student_number: x.name for x in repo.roster(s, repo.get_course(s, course.code))}
+            names = {r["student_id"]: r["name"] for r in roster}
             progress = st.progress(0.0, text="Starting…")
             with st.status(f"Processing {len(images)} snapshot(s)…", expanded=True) as status:
                 cols = st.columns(len(images))
@@ -100,15 +100,15 @@ with tab_upload:
                                    f"{result.timings_ms.get('total', 0):.0f} ms")
 
                 try:
-                    sid, outcome = live.run_images(svc, course.code, [img for _, img in images],
-                                                   actor=user.username, on_processed=on_processed)
+                    outcome = svc.run_from_images(course.code, [img for _, img in images], actor=user.username,
+                                                  on_processed=on_processed)
+                except NoSnapshots as exc:
+                    status.update(label=str(exc), state="error")
+                    st.stop()
                 except (LookupError, ValueError) as exc:
                     status.update(label=f"Session failed: {exc}", state="error")
                     st.stop()
-                if outcome is None:
-                    status.update(label=f"Session {sid}: no snapshot could be processed; it was closed without "
-                                        "attendance", state="error")
-                    st.stop()
+                sid = outcome.session_id
                 status.update(label=f"Session {sid} done: {len(outcome.statuses)} students, "
                                     f"{outcome.unknown_faces} unknown face(s)", state="complete", expanded=False)
             st.session_state["live_session_id"] = st.session_state["review_pick"] = sid
@@ -120,16 +120,15 @@ with tab_upload:
 with tab_camera:
     runs = _camera_runs()
     active = next((r for r in runs.values() if r.course_code == course.code and not r.finished), None)
-    if not course.camera:
-        st.info("No camera configured for this course: set one on **Courses → Camera**. "
+    if not config.camera:
+        st.info("No camera chosen for this course: pick one on **Courses → Camera**. "
                 "Use *Run from uploaded images* meanwhile.")
     else:
         cam_cfg = None
         try:
-            cam_cfg = cs.camera_config(course.camera, course.code, secrets_mapping())
-        except Exception as exc:  # noqa: BLE001 - pydantic validation: show why
-            st.error(f"The camera settings are incomplete: {exc}. Passwords go in `.streamlit/secrets.toml` "
-                     f"under `[cameras.{cs.secret_key(course.code)}]`.")
+            cam_cfg = courses.course_camera(cfg, config, course.code)
+        except (LookupError, ValueError) as exc:
+            st.error(str(exc))
         if cam_cfg is not None:
             st.markdown(f"**{cam_cfg.name or cam_cfg.kind}** · `{cam_cfg.display_url or cam_cfg.kind}`")
             a, b, c = st.columns(3)
@@ -161,12 +160,10 @@ with tab_camera:
 
             st.markdown("**Capture plan**")
             demo = st.checkbox("Demo timing (snapshots after 10 s, 20 s and before 60 s)", key="cam_demo")
-            plan = cs.capture_plan(course.capture_plan, cfg)
             if demo:
-                from aas_core.capture import CapturePlan
-
-                plan = CapturePlan(n=plan.n, first_after_s=10, second_after_s=10, session_length_s=60, margin_s=5)
-            st.caption(f"{plan.n} snapshots: first after {plan.first_after_s / 60:g} min, then "
+                plan = PlanConfig(snapshots=plan.snapshots, first_after_s=10, second_after_s=10, session_length_s=60,
+                                  margin_s=5)
+            st.caption(f"{plan.snapshots} snapshots: first after {plan.first_after_s / 60:g} min, then "
                        f"{plan.second_after_s / 60:g} min later, the last at a random time before "
                        f"{plan.session_length_s / 60:g} min.")
             use_light = st.checkbox("Switch the light on for each snapshot", value=cam_cfg.use_builtin_light,
@@ -175,9 +172,9 @@ with tab_camera:
                 from aas_core.capture import make_camera
 
                 try:
-                    svc = _service()
-                    run = live.start_camera_run(svc, course.code, make_camera(cam_cfg), plan, actor=user.username,
-                                                settle_s=cfg.light_settle_s, use_light=use_light)
+                    run = start_course_capture(_service(), make_camera(cam_cfg), plan, course_code=course.code,
+                                               camera_name=config.camera, actor=user.username,
+                                               settle_s=cfg.light_settle_s, use_light=use_light)
                 except Exception as exc:  # noqa: BLE001
                     st.error(f"Could not start: {exc}")
                 else:
@@ -215,7 +212,7 @@ with tab_camera:
 
         _runner_panel()
         if st.button("Stop and decide now", key="cam_stop"):
-            outcome = live.stop_camera_run(_service(), active, actor=user.username)
+            outcome = active.stop(close_camera=True)
             if outcome is None:
                 flash(f"Session {active.session_id} stopped: no snapshot was taken, so no attendance was recorded",
                       ":material/warning:")
@@ -368,8 +365,7 @@ if review.unknown:
             if st.form_submit_button("That face is this student") and who:
                 ev = review.unknown[int(face_no) - 1]
                 try:
-                    _, sample = _service().correct_face(ev.observation_id, who, actor=user.username,
-                                                        add_to_gallery=learn)
+                    _, sample = live.correct_face(_service(), user, ev.observation_id, who, add_to_gallery=learn)
                 except (LookupError, ValueError) as exc:
                     st.error(str(exc))
                 else:

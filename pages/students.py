@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aas_core import privacy
-from aas_core.auth import AccessDenied, require_student_access, visible_courses
-from aas_core.db import repo, session_scope
-from aas_core.db.models import FaceSample, Role
-from aas_core.enrollment import delete_sample
+from aas_core.db.models import Role
+from aas_core.services import students as svc
+from aas_core.services.auth import AccessDenied, AuthUser
 from aas_core.ui import enroll as en
 from aas_core.ui.auth import require_user
-from aas_core.ui.draw import fit, jpeg_bytes
+from aas_core.media.draw import fit, jpeg_bytes
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
 from aas_core.ui.webcam import live_capture
 from aas_core.ui.widgets import flash, show_flashes
@@ -29,34 +27,20 @@ st.title(":material/school: " + ("My photos & consent" if is_student else "Stude
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _thumb(rel: str, side: int = 200) -> bytes | None:
+def _thumb(db: str, viewer: AuthUser, sample_id: int, side: int = 200) -> bytes | None:
+    """A gallery thumbnail, read through the access-checked service (cached per viewer and sample)."""
     try:
-        return jpeg_bytes(fit(store.load(rel), side))
-    except (FileNotFoundError, ValueError):
+        return jpeg_bytes(fit(svc.sample_photo(db, store, viewer, sample_id), side))
+    except (FileNotFoundError, LookupError, ValueError, AccessDenied):
         return None
 
 
 # --- who may be shown -------------------------------------------------------------------------
-with session_scope(url) as s:
-    if is_student:
-        if not user.student_number:
-            st.error("This account is not linked to a student record; ask an administrator.")
-            st.stop()
-        visible = [repo.get_student(s, user.student_number)]
-        courses = []
-    else:
-        courses = visible_courses(s, user)
-        if user.is_admin:
-            visible = list(repo.list_students(s))
-        else:
-            ids = {e.student_id for c in courses for e in c.enrollments}
-            visible = [x for x in repo.list_students(s) if x.id in ids]
-    rows = [{"student_id": x.student_number, "name": x.name, "email": x.email or "",
-             "courses": ", ".join(sorted(e.course.code for e in x.enrollments
-                                         if user.is_admin or is_student or e.course in courses)),
-             "consent": x.has_consent, "samples": len({f.image_path for f in x.samples if f.accepted})}
-            for x in visible]
-    course_codes = [c.code for c in courses]
+if is_student and not user.student_number:
+    st.error("This account is not linked to a student record; ask an administrator.")
+    st.stop()
+listing = svc.visible_students(url, user)
+rows, course_codes = listing.rows, listing.course_codes
 
 # --- add a student (instructors / admins) ------------------------------------------------------
 if not is_student:
@@ -81,16 +65,14 @@ if not is_student:
                 st.error("Create a course first: instructors add students to one of their courses.")
             else:
                 try:
-                    with session_scope(url) as s:
-                        new = repo.add_student(s, sid, name, email=email.strip() or None,
-                                               consent=consent and user.is_admin, actor=user.username)
-                        if course_code:
-                            repo.enroll_in_course(s, repo.get_course(s, course_code), new, actor=user.username)
-                    st.session_state["students_pick"] = sid.strip()
-                    flash(f"Student {sid.strip()} added" + (f" to {course_code}" if course_code else ""))
-                    st.rerun()
-                except ValueError as exc:
+                    new_sid = svc.create_student(url, user, sid, name, email=email,
+                                                 consent=consent and user.is_admin, course_code=course_code)
+                except (ValueError, LookupError, AccessDenied) as exc:
                     st.error(str(exc))
+                else:
+                    st.session_state["students_pick"] = new_sid
+                    flash(f"Student {new_sid} added" + (f" to {course_code}" if course_code else ""))
+                    st.rerun()
     with left:
         st.markdown(f"**{len(rows)} student(s)**" + ("" if user.is_admin else " on your courses"))
         if rows:
@@ -100,13 +82,12 @@ if not is_student:
         else:
             st.info("No students yet: add one with the form, or import a roster CSV on **Courses**.")
 
-if not visible:
+if not listing.names:
     st.stop()
 
 # --- one student --------------------------------------------------------------------------------
 st.divider()
-numbers = [x.student_number for x in visible]
-names = {x.student_number: x.name for x in visible}
+numbers, names = listing.numbers, listing.names
 if is_student:
     current = numbers[0]
 else:
@@ -114,16 +95,12 @@ else:
         st.session_state["students_pick"] = numbers[0]
     current = st.selectbox("Student", numbers, key="students_pick", format_func=lambda n, _n=names: f"{n} — {_n[n]}")
 
-with session_scope(url) as s:
-    student = repo.get_student(s, current)
-    try:
-        require_student_access(user, student)
-    except AccessDenied as exc:
-        st.error(str(exc))
-        st.stop()
-    has_consent = student.has_consent
-    consent_at = student.consent_given_at
-    samples = [x for x in privacy.student_samples(s, user, current) if x.accepted]
+try:
+    detail = svc.student_detail(url, user, current)
+except AccessDenied as exc:
+    st.error(str(exc))
+    st.stop()
+has_consent, consent_at = detail.has_consent, detail.consent_given_at
 
 st.subheader(f"{current} — {names[current]}")
 
@@ -139,8 +116,7 @@ else:
 def _withdraw_dialog(sn: str) -> None:
     st.write(f"Every face photo, embedding and face crop of **{sn}** is deleted. Attendance records stay.")
     if st.button("Withdraw consent and delete photos", type="primary"):
-        with session_scope(url) as s:
-            counts = privacy.withdraw_consent(s, store, user, sn)
+        counts = svc.withdraw_consent(url, store, user, sn)
         flash(f"Consent withdrawn; {counts['samples']} sample(s) and {counts['crop_files']} crop(s) deleted",
               ":material/delete:")
         st.rerun()
@@ -152,8 +128,7 @@ def _erase_dialog(sn: str) -> None:
              "This cannot be undone.")
     confirm = st.text_input("Type the student ID to confirm")
     if st.button("Erase", type="primary", disabled=confirm.strip() != sn):
-        with session_scope(url) as s:
-            privacy.erase_student(s, store, user, sn)
+        svc.erase_student(url, store, user, sn)
         st.session_state.pop("students_pick", None)
         flash(f"Student {sn} erased", ":material/delete:")
         st.rerun()
@@ -162,8 +137,7 @@ def _erase_dialog(sn: str) -> None:
 with c2:
     if not has_consent and (user.is_admin or is_student):
         if st.button("Record consent", type="primary", key="give_consent"):
-            with session_scope(url) as s:
-                privacy.give_consent(s, user, current)
+            svc.give_consent(url, user, current)
             flash("Consent recorded")
             st.rerun()
     elif has_consent and st.button("Withdraw consent", key="withdraw_consent"):
@@ -230,7 +204,7 @@ else:
             images, results = en.decode_uploads(pending, cfg)
         if images:
             bar = st.progress(0.0, text="Enrolling…")
-            results += en.enroll(url, current, images, pipeline, store, cfg, source=source, actor=user.username,
+            results += en.enroll(url, user, current, images, pipeline, store, cfg, source=source,
                                  progress=lambda i, n, name: bar.progress(i / n, text=f"{i}/{n}: {name}"))
             bar.empty()
         st.session_state[res_key] = [r.as_dict() for r in results]
@@ -260,24 +234,19 @@ else:
                                           for k, v in f.items()))
 
 # gallery ---------------------------------------------------------------------------------------
-st.markdown(f"#### Enrolled photos ({len({x.image_path for x in samples})})")
-if not samples:
+photos = detail.photos
+st.markdown(f"#### Enrolled photos ({len(photos)})")
+if not photos:
     st.caption("None yet.")
 else:
-    seen: set[str | None] = set()
-    unique = [x for x in samples if not (x.image_path in seen or seen.add(x.image_path))]
     cols = st.columns(6)
-    for i, x in enumerate(unique):
+    for i, x in enumerate(photos):
         with cols[i % 6]:
-            data = _thumb(x.image_path) if x.image_path else None
+            data = _thumb(url, user, x.id) if x.image_path else None
             if data:
                 st.image(data, width="stretch")
             st.caption(f"{x.source} · {x.face_px or 0:.0f}px · blur {x.blur or 0:.0f} · {x.created_at:%Y-%m-%d}")
             if st.button("Delete", key=f"del_sample_{x.id}"):
-                with session_scope(url) as s:
-                    sample = s.get(FaceSample, x.id)
-                    if sample is not None:
-                        require_student_access(user, sample.student)
-                        delete_sample(s, sample, store, user.username)
+                svc.delete_sample(url, store, user, x.id)
                 flash("Photo deleted", ":material/delete:")
                 st.rerun()

@@ -10,10 +10,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from aas_core.auth import visible_courses
-from aas_core.db import repo, session_scope
 from aas_core.db.models import Role
-from aas_core.ui import reports
+from aas_core.services import reports
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import database_url
 from aas_core.ui.widgets import show_flashes
@@ -25,13 +23,8 @@ is_student = user.role == Role.STUDENT and not user.is_admin
 st.title(":material/trending_up: " + ("My attendance" if is_student else "Attendance Trends"))
 
 # --- filters -------------------------------------------------------------------------------------
-with session_scope(url) as s:
-    everything = reports.records_for_user(s, user)
-    courses = {} if is_student else {c.id: c.code for c in visible_courses(s, user)}
-if is_student:
-    course_codes = sorted(everything["course_code"].unique()) if not everything.empty else []
-else:
-    course_codes = sorted(courses.values())
+scope = reports.trend_scope(url, user)
+everything, course_codes = scope.records, scope.course_codes
 
 today = date.today()
 first = everything["date"].min() if not everything.empty else today - timedelta(days=30)
@@ -50,27 +43,15 @@ with st.sidebar:
                                format_func=lambda x, _n=names: "All students" if x is None else _n[x])
     risk = st.slider("At risk below", 0.0, 1.0, reports.AT_RISK_DEFAULT, 0.05, format="%.2f", key="trend_risk")
 
-with session_scope(url) as s:
-    ids = None
-    if not is_student:
-        code_to_id = {v: k for k, v in courses.items()}
-        ids = [code_to_id[c] for c in picked if c in code_to_id]
-    df = reports.records_for_user(s, user, course_ids=ids, start=start, end=end, student_number=student)
-    if is_student and not df.empty:
-        df = df[df["course_code"].isin(picked)]
-    sims = reports.similarity_frame(s, df["session_id"].unique().tolist() if not df.empty else [])
-if is_student and not sims.empty:
-    sims = sims[sims["student_number"] == user.student_number]  # never other people's faces
-elif student and not sims.empty:
-    sims = sims[sims["student_number"] == student]
+data = reports.trend_data(url, user, picked, start, end, student_number=student)
+df, sims = data.records, data.similarities
 
 if df.empty:
     st.info("No attendance records match these filters yet." if not everything.empty
             else "No attendance recorded yet: run a session on **Live Session**.")
     st.stop()
 
-rates = reports.session_rates(df)
-summary = reports.student_summary(df)
+rates, summary = data.rates, data.summary
 risky = reports.at_risk(summary, risk)
 
 m = st.columns(4)
@@ -158,17 +139,14 @@ with st.expander(f"All {len(df)} records"):
     st.dataframe(df, hide_index=True, width="stretch")
 
 
-# --- downloads ------------------------------------------------------------------------------------------
-def _audit(kind: str, rows: int) -> None:
-    with session_scope(url) as s:
-        repo.audit(s, user.username, "export", "attendance", kind, rows=rows, courses=picked,
-                   start=str(start), end=str(end), student=student or user.student_number)
-
-
+# --- downloads (each one audited) ----------------------------------------------------------------------
+audit = {"courses": picked, "start": str(start), "end": str(end), "student": student or user.student_number}
 stem = f"attendance_{start:%Y%m%d}-{end:%Y%m%d}"
 d1, d2 = st.columns(2)
 d1.download_button("Download CSV", data=reports.to_csv_bytes(df), file_name=f"{stem}.csv", mime="text/csv",
-                   icon=":material/download:", on_click=_audit, args=("csv", len(df)), key="dl_csv")
+                   icon=":material/download:", on_click=reports.audit_export, args=(url, user, "csv", len(df)),
+                   kwargs=audit, key="dl_csv")
 d2.download_button("Download XLSX (with per-student sheet)", data=reports.to_xlsx_bytes(df, summary, rates),
-                   file_name=f"{stem}.xlsx", icon=":material/download:", on_click=_audit, args=("xlsx", len(df)),
+                   file_name=f"{stem}.xlsx", icon=":material/download:", on_click=reports.audit_export,
+                   args=(url, user, "xlsx", len(df)), kwargs=audit,
                    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="dl_xlsx")

@@ -6,6 +6,8 @@ stop at a deadline, no password ever appears in a message -- live in ``base`` an
 to all of them.
 """
 
+from aas_core.domain.plans import CapturePlan
+
 from .base import (
     Camera,
     CameraError,
@@ -29,7 +31,6 @@ from .factory import CameraConfig, CameraKind, LightConfig, make_camera
 from .http_light import HttpLight, RequestSpec, WithLight
 from .images import ImageSequenceCamera
 from .ipwebcam import IPWebcamCamera
-from .plan import CapturePlan
 from .runner import RunnerStatus, SessionRunner
 from .stream import SnapshotURLCamera, StreamCamera
 

@@ -9,7 +9,6 @@ from ``capture_shot`` / ``capture_with_light`` / ``grab_with_retry``.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -17,10 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import cv2
 import numpy as np
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from aas_core.media import decode as media_decode
+from aas_core.media.decode import DEFAULT_MAX_PIXELS
+from aas_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +48,6 @@ __all__ = [
     "scrub",
     "url_password",
 ]
-
-#: Refuse decoded images larger than this (same default as ``Settings.max_image_pixels``):
-#: a hostile or broken camera must not make us allocate gigabytes.
-DEFAULT_MAX_PIXELS = 50_000_000
-
 
 class CameraError(RuntimeError):
     """A camera could not deliver an image or switch its light.
@@ -103,36 +102,7 @@ def camera_has_light(camera: object) -> bool:
 
 # --- redaction ---------------------------------------------------------------------------
 
-_SECRET_QUERY_KEYS = re.compile(r"(pass|pwd|token|key|secret|auth|sig)", re.IGNORECASE)
-
-
-def redact_url(url: str | int) -> str:
-    """URL safe to show: password in ``user:pw@`` and secret-looking query values -> ``***``.
-
-    Device indices (int) and plain paths are returned unchanged.
-    """
-    if isinstance(url, int):
-        return str(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if not parts.scheme or not parts.netloc:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, hostport = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if _SECRET_QUERY_KEYS.search(k) else v) for k, v in pairs],
-            safe="*",
-            quote_via=quote,
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+# ``redact_url`` (imported above) is the one shared with the database URLs: aas_core/redact.py.
 
 
 def url_password(url: str | int | None) -> str | None:
@@ -164,23 +134,26 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
 
 
 def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """JPEG/PNG bytes -> BGR uint8 image, or ``CameraError`` naming the (redacted) source."""
-    if not data:
-        raise CameraError(f"{source}: empty image body")
-    buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        head = data[:16]
-        kind = "HTML page" if head.lstrip().lower().startswith((b"<!doctype", b"<html")) else "data"
-        raise CameraError(
-            f"{source}: could not decode the image ({len(data)} bytes of {kind}; "
-            "expected JPEG or PNG)"
-        )
-    if img.shape[0] * img.shape[1] > max_pixels:
-        raise CameraError(
-            f"{source}: image {img.shape[1]}x{img.shape[0]} exceeds the limit of {max_pixels} pixels"
-        )
-    return img
+    """JPEG/PNG bytes -> BGR uint8 image, or ``CameraError`` naming the (redacted) source.
+
+    Decoding and its limits are :func:`aas_core.media.decode.decode_image`'s (one decoder for
+    uploads and cameras); only the wording is the camera's: an HTML body is called one,
+    because a camera that answers with its login page is the usual cause.
+    """
+    try:
+        return media_decode.decode_image(data, name=source, max_pixels=max_pixels)
+    except media_decode.ImageError as exc:
+        if exc.problem == "empty":
+            message = f"{source}: empty image body"
+        elif exc.problem == "too_many_pixels" and exc.size is not None:
+            message = f"{source}: image {exc.size[0]}x{exc.size[1]} exceeds the limit of {max_pixels} pixels"
+        elif exc.problem in ("not_an_image", "corrupt"):
+            head = data[:16]
+            kind = "HTML page" if head.lstrip().lower().startswith((b"<!doctype", b"<html")) else "data"
+            message = f"{source}: could not decode the image ({len(data)} bytes of {kind}; expected JPEG or PNG)"
+        else:
+            message = str(exc)
+        raise CameraError(message) from None
 
 
 def check_frame(img: np.ndarray | None, source: str) -> np.ndarray:
@@ -265,29 +238,41 @@ def grab_with_retry(
     start = clock.monotonic()
     deadline = start + max(0.0, deadline_s)
     name = camera_name(camera)
-    errors: list[str] = []
-    delay = backoff_s
-    for attempt in range(1, attempts + 1):
-        if stop is not None and stop.is_set():
-            raise CaptureCancelled(f"{name}: capture cancelled")
-        try:
-            return camera.grab()
-        except CameraError as exc:
-            errors.append(str(exc))
-            log.warning("%s: grab attempt %d/%d failed: %s", name, attempt, attempts, exc)
-        if attempt == attempts:
-            break
-        remaining = deadline - clock.monotonic()
-        if remaining <= 0:
-            break
-        if clock.wait(min(delay, remaining, max_backoff_s), stop):
-            raise CaptureCancelled(f"{name}: capture cancelled")
-        delay = min(delay * 2, max_backoff_s)
-    elapsed = clock.monotonic() - start
-    raise CameraError(
-        f"{name}: no image after {len(errors)} attempt(s) in {elapsed:.1f} s; "
-        f"last error: {errors[-1] if errors else 'none'}"
+
+    def cancelled() -> CaptureCancelled:
+        return CaptureCancelled(f"{name}: capture cancelled")
+
+    def sleep(seconds: float) -> None:  # tenacity's sleep, on our clock and interruptible by stop
+        if clock.wait(seconds, stop) or (stop is not None and stop.is_set()):
+            raise cancelled()
+
+    def log_failure(state: RetryCallState) -> None:
+        log.warning("%s: grab attempt %d/%d failed: %s", name, state.attempt_number, attempts, _failure(state))
+
+    def give_up(state: RetryCallState) -> np.ndarray:
+        elapsed = clock.monotonic() - start
+        raise CameraError(
+            f"{name}: no image after {state.attempt_number} attempt(s) in {elapsed:.1f} s; "
+            f"last error: {_failure(state)}"
+        )
+
+    backoff = wait_exponential(multiplier=backoff_s, max=max_backoff_s)
+    retryer = Retrying(
+        retry=retry_if_exception_type(CameraError),  # anything else is a bug: raised at once
+        # no attempt after the deadline, and a backoff is cut short so the last one starts at it
+        stop=stop_after_attempt(attempts) | (lambda state: deadline - clock.monotonic() <= 0),
+        wait=lambda state: min(backoff(state), deadline - clock.monotonic()),
+        sleep=sleep,
+        after=log_failure,
+        retry_error_callback=give_up,
     )
+    if stop is not None and stop.is_set():
+        raise cancelled()
+    return retryer(camera.grab)
+
+
+def _failure(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from aas_core.domain.plans import CapturePlan
+
 from .base import REAL_CLOCK, Camera, CameraError, CaptureCancelled, Clock, camera_name, capture_shot
-from .plan import CapturePlan
 
 log = logging.getLogger(__name__)
 

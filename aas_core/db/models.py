@@ -1,7 +1,7 @@
 """ORM models. Runs unchanged on SQLite (embedded default) and MySQL/MariaDB (production).
 
 Portable choices: every VARCHAR has a length (MySQL needs one), embeddings are raw
-float32 bytes in a BLOB (never pickle), flexible per-course settings are JSON, times are
+float32 bytes in a BLOB (never pickle), per-course settings are one typed JSON document (``CourseConfig``), times are
 stored as naive UTC (MySQL DATETIME has no zone).
 """
 
@@ -27,6 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from aas_core.db.types import PydanticJSON
+from aas_core.domain.course_config import CourseConfig, SessionPlan
 
 # Deterministic constraint names so Alembic migrations behave the same on both databases.
 NAMING = {
@@ -119,10 +122,8 @@ class Course(Base):
     instructor_id: Mapped[int | None] = mapped_column(ForeignKey("instructors.id", ondelete="SET NULL"))
     schedule: Mapped[str | None] = mapped_column(String(200))  # e.g. "Mon 09:00-10:30"
     room: Mapped[str | None] = mapped_column(String(100))
-    camera: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # CameraConfig without secrets
-    capture_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Plan, rules, recognition threshold and camera name, validated on write and read.
+    config: Mapped[CourseConfig] = mapped_column(PydanticJSON(CourseConfig), default=lambda: CourseConfig())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Optimistic locking: every UPDATE bumps it and checks it (two tabs / two instructors
     # editing the same course never silently overwrite each other; see repo.update_course).
@@ -169,7 +170,8 @@ class ClassSession(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     status: Mapped[SessionStatus] = mapped_column(_enum(SessionStatus, "session_status"), default=SessionStatus.PLANNED)
-    capture_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What this session captures (snapshot count, schedule), fixed when it starts.
+    capture_plan: Mapped[SessionPlan | None] = mapped_column(PydanticJSON(SessionPlan))
     seed: Mapped[int | None] = mapped_column(Integer)
     camera_name: Mapped[str | None] = mapped_column(String(100))
     profile: Mapped[str | None] = mapped_column(String(40))

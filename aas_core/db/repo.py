@@ -1,7 +1,8 @@
 """Queries and writes used by the CLI, the UI and the session runner (SQLAlchemy 2.0 style).
 
-All writes go through these functions so every change that matters is audited.
-Functions take an open ``Session``; the caller owns the transaction (``session_scope``).
+The services (``aas_core.services``) call these after their access checks; each write here
+records its audit entry. Functions take an open ``Session``; the caller owns the transaction
+(``session_scope``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aas_core.db.models import (
     Student,
     utcnow,
 )
+from aas_core.domain.course_config import CourseConfig
 
 
 class NotFound(LookupError):
@@ -49,22 +51,22 @@ def audit(s: Session, actor: str, action: str, target_type: str | None = None,
 # --- courses --------------------------------------------------------------------------------
 
 def add_course(s: Session, code: str, name: str, *, actor: str = "system", instructor_id: int | None = None,
-               schedule: str | None = None, room: str | None = None, capture_plan: dict | None = None,
-               thresholds: dict | None = None, rules: dict | None = None) -> Course:
+               schedule: str | None = None, room: str | None = None,
+               config: CourseConfig | None = None) -> Course:
     code = code.strip()
     if not code:
         raise ValueError("course code must not be empty")
     if s.scalar(select(Course).where(Course.code == code)):
         raise AlreadyExists(f"course {code!r} already exists")
     course = Course(code=code, name=name.strip() or code, instructor_id=instructor_id, schedule=schedule, room=room,
-                    capture_plan=capture_plan, thresholds=thresholds, rules=rules)
+                    config=CourseConfig.parse(config))
     s.add(course)
     s.flush()
     audit(s, actor, "course.create", "course", code, name=name)
     return course
 
 
-COURSE_EDITABLE = ("name", "schedule", "room", "capture_plan", "thresholds", "rules", "camera", "instructor_id")
+COURSE_EDITABLE = ("name", "schedule", "room", "config", "instructor_id")
 
 
 def update_course(s: Session, course: Course, *, actor: str, expected_version: int | None = None,
@@ -88,12 +90,21 @@ def update_course(s: Session, course: Course, *, actor: str, expected_version: i
             v = (v or "").strip() or course.code
         if k in ("schedule", "room"):
             v = (v or "").strip() or None
+        if k == "config":
+            v = CourseConfig.parse(v)
+            sections = [f for f in CourseConfig.model_fields if getattr(course.config, f) != getattr(v, f)]
+            if sections:
+                course.config = v
+                changed += [f"config.{f}" for f in sections]
+            continue
         if getattr(course, k) != v:
             setattr(course, k, v)
             changed.append(k)
     if changed:
-        # Camera dicts never hold secrets, so logging what changed (not the values) is enough.
-        audit(s, actor, "course.update", "course", course.code, fields=changed)
+        # The config holds no secrets (a camera is a name), so the audit can keep the values.
+        audit(s, actor, "course.update", "course", course.code, fields=changed,
+              **({"config": course.config.model_dump(mode="json")} if any(c.startswith("config.") for c in changed)
+                 else {}))
         s.flush()
     return changed
 
@@ -165,10 +176,6 @@ def get_or_create_student(s: Session, student_number: str, name: str | None = No
     return add_student(s, student_number, name or student_number, consent=consent, actor=actor), True
 
 
-def set_consent(s: Session, student: Student, given: bool, actor: str) -> None:
-    student.consent_given_at = utcnow() if given else None
-    audit(s, actor, "consent.give" if given else "consent.withdraw", "student", student.student_number)
-
 
 def enroll_in_course(s: Session, course: Course, student: Student, actor: str = "system") -> bool:
     """Put a student on a course roster. Returns False if already there."""
@@ -239,7 +246,7 @@ def sessions_of(s: Session, course: Course | None = None, since: datetime | None
 
 def override_status(s: Session, record: AttendanceRecord, final_status: str, actor: str, reason: str) -> None:
     """Instructor override: keeps the automatic status, records who, when and why."""
-    from aas_core.attendance import Status
+    from aas_core.domain.attendance import Status
 
     Status(final_status)  # ValueError on an unknown status
     if not reason.strip():

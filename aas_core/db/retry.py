@@ -11,12 +11,13 @@ integrity errors and bugs are never retried.
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,6 +36,8 @@ _MYSQL_RETRYABLE = {
 
 def is_transient(exc: BaseException) -> bool:
     """True when ``exc`` is a lost connection (or a deadlock) that a fresh transaction may fix."""
+    # Hand-written on purpose: which driver errors mean "run it again" is our policy, and
+    # neither SQLAlchemy nor tenacity knows it (tenacity only asks this predicate).
     if isinstance(exc, DisconnectionError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -55,24 +58,28 @@ def retry_db(fn: Callable[[], T], attempts: int = 3, delay: float = 0.5, *, back
     """Call ``fn()``; on a transient database error wait and call it again, up to ``attempts`` times.
 
     ``fn`` must be a complete unit of work (open and commit its own ``session_scope``) so
-    that running it twice is safe. Non-transient errors propagate immediately.
+    that running it twice is safe. Non-transient errors propagate immediately. Waits grow
+    ``delay``, ``delay * backoff``, ... (tenacity does the looping; only the policy is ours).
     """
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
-    wait = delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - filtered by is_transient
-            if attempt == attempts or not is_transient(exc):
-                raise
-            log.warning("database connection lost (%s); retry %d/%d in %.1fs",
-                        exc.__class__.__name__, attempt, attempts - 1, wait)
-            if on_retry is not None:
-                on_retry(attempt, exc)
-            time.sleep(wait)
-            wait *= backoff
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        assert exc is not None  # only failed attempts are retried
+        log.warning("database connection lost (%s); retry %d/%d in %.1fs",
+                    exc.__class__.__name__, state.attempt_number, attempts - 1, state.upcoming_sleep)
+        if on_retry is not None:
+            on_retry(state.attempt_number, exc)
+
+    retryer = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=delay, exp_base=backoff),
+        retry=retry_if_exception(is_transient),
+        before_sleep=before_sleep,
+        reraise=True,  # the caller sees the database error itself, not tenacity's RetryError
+    )
+    return retryer(fn)
 
 
 def retrying(fn: Callable[..., T], attempts: int = 3, delay: float = 0.5) -> Callable[..., T]:
@@ -83,7 +90,6 @@ def retrying(fn: Callable[..., T], attempts: int = 3, delay: float = 0.5) -> Cal
     ``resume_or_close`` are; ``start`` is NOT (a retry after a commit whose reply was lost
     would open a second session).
     """
-    import functools
 
     @functools.wraps(fn)
     def wrapper(*args: object, **kwargs: object) -> T:

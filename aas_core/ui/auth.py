@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aas_core.auth import AuthUser, authenticate
 from aas_core.db import session_scope
 from aas_core.db.models import Role
+from aas_core.services.auth import AuthUser, authenticate
 
 SESSION_KEY = "aas_user"
 

@@ -1,8 +1,8 @@
-"""Enrollment glue for the Students page: uploads -> images -> ``enroll_images`` -> displayable results.
+"""Enrollment glue for the Students page: uploads -> images -> ``services.students.enroll_photos`` -> results.
 
 Decoding goes through ``imageio.decode_image`` (an undecodable upload becomes a rejected
 result with the reason, never an exception on the page); videos are sampled with
-``aas_core.video``. Results are small dicts (thumbnail JPEG bytes + figures) so they can
+``aas_core.media.video``. Results are small dicts (thumbnail JPEG bytes + figures) so they can
 live in ``st.session_state`` across reruns.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +18,21 @@ import cv2
 import numpy as np
 
 from aas_core.config import Settings
-from aas_core.db import repo, session_scope
-from aas_core.enrollment import SampleOutcome, enroll_images
-from aas_core.imageio import ImageError, decode_image
-from aas_core.storage import ImageStore
-from aas_core.ui.draw import GREEN, RED, draw_box, jpeg_bytes
+from aas_core.media.decode import ImageError, decode_image
+from aas_core.media.store import ImageStore
+from aas_core.services.auth import AuthUser
+from aas_core.services.enrollment import SampleOutcome
+from aas_core.media.draw import GREEN, RED, draw_box, jpeg_bytes
 
 VIDEO_TYPES = ["mp4", "mov", "avi", "webm", "mkv", "m4v"]
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 
 
 @dataclass
-class EnrollResult:
-    name: str
-    accepted: bool
-    reasons: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    figures: dict[str, float] = field(default_factory=dict)
+class EnrollResult(SampleOutcome):
+    """A quality-gate outcome with the thumbnail the Students page shows."""
+
     thumb: bytes | None = None  # JPEG, face box drawn
-    sample_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,29 +63,26 @@ def _result(outcome: SampleOutcome, image: np.ndarray) -> EnrollResult:
         shown = draw_box(shown, [v * scale for v in outcome.box], GREEN if outcome.accepted else RED,
                          f"{outcome.figures.get('face_px', 0):.0f}px" if outcome.figures else None, thickness=2)
     return EnrollResult(outcome.name, outcome.accepted, list(outcome.reasons), list(outcome.warnings),
-                        {k: float(v) for k, v in outcome.figures.items()}, jpeg_bytes(shown),
-                        outcome.sample_id)
+                        {k: float(v) for k, v in outcome.figures.items()}, outcome.box, outcome.sample_id,
+                        thumb=jpeg_bytes(shown))
 
 
-def enroll(url: str, student_number: str, images: Sequence[tuple[str, np.ndarray]], pipeline: Any, store: ImageStore,
-           settings: Settings, *, source: str, actor: str,
+def enroll(url: str, user: AuthUser, student_number: str, images: Sequence[tuple[str, np.ndarray]], pipeline: Any,
+           store: ImageStore, settings: Settings, *, source: str,
            progress: Callable[[int, int, str], None] | None = None) -> list[EnrollResult]:
-    """Enroll images one by one (progress callback after each), all in one transaction."""
-    results: list[EnrollResult] = []
-    with session_scope(url) as s:
-        student = repo.get_student(s, student_number)
-        for i, (name, img) in enumerate(images):
-            outcome = enroll_images(s, student, [(name, img)], pipeline, store, settings, source=source, actor=actor)[0]
-            results.append(_result(outcome, img))
-            if progress:
-                progress(i + 1, len(images), name)
-    return results
+    """Enroll images one by one (progress callback after each), all in one transaction, through the
+    access-checked ``services.students.enroll_photos``; results with thumbnails for the page."""
+    from aas_core.services.students import enroll_photos
+
+    outcomes = enroll_photos(url, user, student_number, images, pipeline, store, settings, source=source,
+                             progress=progress)
+    return [_result(outcome, img) for outcome, (_, img) in zip(outcomes, images, strict=True)]
 
 
 def video_frames(data: bytes, name: str, pipeline: Any, settings: Settings, *, every_s: float = 0.5,
                  max_frames: int = 24, keep: int = 5) -> tuple[list[tuple[str, np.ndarray]], int]:
     """The best ``keep`` frames of an uploaded video (``ValueError`` with the reason), and how many were sampled."""
-    from aas_core.video import best_enrollment_frames, sample_video_frames
+    from aas_core.media.video import best_enrollment_frames, sample_video_frames
 
     if len(data) > settings.max_upload_bytes:
         raise ValueError(f"{name}: {len(data) / 1e6:.0f} MB is larger than the "

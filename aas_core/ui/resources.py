@@ -19,7 +19,7 @@ import streamlit as st
 from aas_core.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from aas_core.storage import ImageStore
+    from aas_core.media.store import ImageStore
     from aas_core.vision.pipeline import Pipeline
     from aas_core.vision.profiles import PipelineConfig
 
@@ -46,7 +46,7 @@ def models_dir() -> Path:
 
 @st.cache_resource(show_spinner=False)
 def image_store() -> ImageStore:
-    from aas_core.storage import ImageStore
+    from aas_core.media.store import ImageStore
 
     s = settings()
     root = s.resolved(s.data_dir)
@@ -57,38 +57,16 @@ def image_store() -> ImageStore:
 # --- pipeline configuration -----------------------------------------------------------------
 
 @st.cache_data(show_spinner=False, ttl=300)
-def _resolve(profile: str, models_dir_str: str) -> tuple[Any, list[str]]:
-    from aas_core.vision.profiles import resolve_profile
+def _base_config(profile: str | None) -> tuple[Any, list[str]]:
+    from aas_core.services.pipelines import pipeline_config
 
-    return resolve_profile(profile, Path(models_dir_str))
+    return pipeline_config(settings(), profile, models_dir())
 
 
 def base_config(profile: str | None = None) -> tuple[PipelineConfig, list[str]]:
-    """The configured profile resolved against the weights present, with the settings'
-    detector confidences and recognition threshold applied (same as the CLI)."""
-    s = settings()
-    cfg, notes = _resolve(profile or s.profile, str(models_dir()))
-    cfg = cfg.with_(face_conf=s.face_conf, person_conf=s.person_conf,
-                    threshold=s.recognition_threshold if s.recognition_threshold is not None else cfg.threshold)
+    """The configured profile with the settings applied (``services.pipelines``, as the CLI)."""
+    cfg, notes = _base_config(profile)
     return cfg, list(notes)
-
-
-def course_threshold(thresholds: dict[str, Any] | None) -> float | None:
-    """The recognition threshold stored on a course (``Course.thresholds['recognition']``)."""
-    if not thresholds:
-        return None
-    v = thresholds.get("recognition")
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def course_config(thresholds: dict[str, Any] | None, profile: str | None = None) -> PipelineConfig:
-    """Base config with the course's recognition threshold (if one is set)."""
-    cfg, _ = base_config(profile)
-    thr = course_threshold(thresholds)
-    return cfg.with_(threshold=thr) if thr is not None else cfg
 
 
 @st.cache_resource(show_spinner="Loading models…", max_entries=6)

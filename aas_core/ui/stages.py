@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,35 +58,33 @@ class StageOut:
     ms: float
 
 
+def _timed(fn: Any, *args: Any) -> StageOut:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return StageOut(out, (time.perf_counter() - t0) * 1000)
+
+
 @st.cache_data(show_spinner="Detecting persons…", max_entries=16)
 def persons_stage(image_hash: str, key: tuple, _pipeline: Pipeline, _image: np.ndarray) -> StageOut:
-    t0 = time.perf_counter()
-    out = _pipeline.detect_persons(_image)
-    return StageOut(out, (time.perf_counter() - t0) * 1000)
+    return _timed(_pipeline.detect_persons, _image)
 
 
 @st.cache_data(show_spinner="Detecting faces…", max_entries=16)
 def faces_stage(image_hash: str, key: tuple, _pipeline: Pipeline, _image: np.ndarray,
                 _persons: Detections) -> StageOut:
-    t0 = time.perf_counter()
-    out = _pipeline.detect_faces(_image, _persons)
-    return StageOut(out, (time.perf_counter() - t0) * 1000)
+    return _timed(_pipeline.detect_faces, _image, _persons)
 
 
 @st.cache_data(show_spinner="Cropping and enhancing faces…", max_entries=16)
 def enhance_stage(image_hash: str, key: tuple, _pipeline: Pipeline, _image: np.ndarray,
                   _faces: Detections) -> StageOut:
-    t0 = time.perf_counter()
-    out = _pipeline.crop_faces(_image, _faces)
-    return StageOut(out, (time.perf_counter() - t0) * 1000)
+    return _timed(_pipeline.crop_faces, _image, _faces)
 
 
 @st.cache_data(show_spinner="Embedding faces…", max_entries=16)
 def embed_stage(image_hash: str, key: tuple, _pipeline: Pipeline, _image: np.ndarray, _faces: Detections,
                 _crops: FaceCrops) -> StageOut:
-    t0 = time.perf_counter()
-    out = _pipeline.embed(_image, _faces, _crops)
-    return StageOut(out, (time.perf_counter() - t0) * 1000)
+    return _timed(_pipeline.embed, _image, _faces, _crops)
 
 
 @dataclass
@@ -125,50 +123,24 @@ def run_staged(pipeline: Pipeline, image: np.ndarray, gallery: Gallery | None, t
     return StagedResult(p.value, f.value, c.value, e.value, match, thr, pipeline.embedder.name, timings)
 
 
-def config_fields() -> list[str]:
-    from aas_core.vision.profiles import PipelineConfig
-
-    return [f.name for f in fields(PipelineConfig)]
-
-
 # --- galleries ---------------------------------------------------------------------------------
 
-def gallery_version(s: Any, course_id: int, model_name: str) -> tuple[int, int, int]:
-    """Cheap fingerprint of a course gallery: (roster size, samples, newest sample id)."""
-    from sqlalchemy import func, select
-
-    from aas_core.db.models import Enrollment, FaceSample
-
-    roster = s.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.course_id == course_id)) or 0
-    n, newest = s.execute(
-        select(func.count(FaceSample.id), func.max(FaceSample.id))
-        .join(Enrollment, Enrollment.student_id == FaceSample.student_id)
-        .where(Enrollment.course_id == course_id, FaceSample.model_name == model_name,
-               FaceSample.accepted.is_(True))).one()
-    return int(roster), int(n or 0), int(newest or 0)
-
-
 @st.cache_data(show_spinner=False, max_entries=8)
-def _gallery_arrays(url: str, course_id: int, model_name: str,
+def _gallery_arrays(url: str, _user: Any, username: str, course_code: str, model_name: str,
                     version: tuple[int, int, int]) -> tuple[list[str], np.ndarray]:
-    from aas_core.db import repo, session_scope
-    from aas_core.db.models import Course
+    from aas_core.services import in_transaction, privacy
 
-    with session_scope(url) as s:
-        course = s.get(Course, course_id)
-        if course is None:
-            return [], np.zeros((0, 0), np.float32)
-        return repo.gallery_arrays(s, course, model_name)
+    return in_transaction(url, privacy.course_gallery, _user, course_code, model_name)
 
 
-def course_gallery(url: str, course_id: int, model_name: str) -> Gallery | None:
-    """The course roster's gallery for one embedder (cached until a sample is added/removed)."""
-    from aas_core.db import session_scope
+def course_gallery(url: str, user: Any, course_code: str, model_name: str) -> Gallery | None:
+    """The course roster's gallery for one embedder, read through the access-checked
+    ``privacy.course_gallery`` (cached per user until a sample is added or removed)."""
+    from aas_core.services import in_transaction, privacy
     from aas_core.vision.matching import Gallery
 
-    with session_scope(url) as s:
-        version = gallery_version(s, course_id, model_name)
-    ids, embs = _gallery_arrays(url, course_id, model_name, version)
+    version = in_transaction(url, privacy.course_gallery_version, user, course_code, model_name)
+    ids, embs = _gallery_arrays(url, user, user.username, course_code, model_name, version)
     if not ids:
         return None
     return Gallery(ids, embs, model_name)

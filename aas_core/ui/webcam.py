@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from aas_core.ui.draw import GREEN, ORANGE, _box, jpeg_bytes
+from aas_core.media.draw import GREEN, ORANGE, box_on, jpeg_bytes
 
 #: No STUN/TURN: offline, local network only (host candidates). Also stops streamlit-webrtc
 #: from looking up public STUN/TURN servers itself (it does so when ``iceServers`` is unset).
@@ -119,7 +119,7 @@ def draw_faces(image: np.ndarray, boxes: Boxes, *, min_face_px: float = 0) -> np
     out = image.copy()
     for b in np.asarray(boxes, np.float32).reshape(-1, 4):
         px = float(min(b[2] - b[0], b[3] - b[1]))
-        _box(out, b, GREEN if px >= min_face_px else ORANGE, f"{px:.0f}px")
+        box_on(out, b, GREEN if px >= min_face_px else ORANGE, f"{px:.0f}px")
     return out
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from aas_core.ui.draw import to_rgb
+from aas_core.media.draw import to_rgb
 
 STATUS_ICON = {"attended": ":green[:material/check_circle:]", "late": ":orange[:material/schedule:]",
                "left_early": ":orange[:material/logout:]", "absent": ":red[:material/cancel:]"}

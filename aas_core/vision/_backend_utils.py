@@ -133,3 +133,31 @@ def cv2_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = image.shape[:2]
     interp = cv2.INTER_AREA if size[0] * size[1] < w * h else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interp)
+
+
+def shrink_to(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """Downscale so the longer side is at most ``max_side`` (None: unchanged); returns (image, scale).
+
+    Detectors that cost O(pixels) (RetinaFace, YuNet) run on the shrunk copy and divide
+    their boxes by ``scale`` to get back to frame pixels.
+    """
+    h, w = image.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return image, 1.0
+    scale = max_side / max(h, w)
+    return cv2_resize(image, (max(1, round(w * scale)), max(1, round(h * scale)))), scale
+
+
+def network_input_size(session: onnxruntime.InferenceSession, imgsz: int | tuple[int, int]) -> tuple[int, int]:
+    """(width, height) to feed a YOLO-family export: its own size if static, else ``imgsz`` rounded up to 32."""
+    h, w = session.get_inputs()[0].shape[2:4]
+    if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+        return (w, h)  # a static export only accepts its own size
+    tw, th = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    return (int(np.ceil(tw / 32) * 32), int(np.ceil(th / 32) * 32))
+
+
+def cxcywh_to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
+    """(N, 4) centre/size boxes -> (N, 4) corner boxes."""
+    half = cxcywh[:, 2:] / 2
+    return np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)

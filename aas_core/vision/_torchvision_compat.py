@@ -9,8 +9,8 @@ time: "operator torchvision::nms does not exist").
 
 What it does, only in that case: registers the schema ``torchvision::nms`` (and
 ``torchvision::qnms``, which ``import torchvision`` also expects to exist) through
-``torch.library`` with a plain-torch CPU kernel, and lets ``torchvision.ops.nms`` through
-torchvision's "are the C++ ops loaded?" guard. Every other torchvision op keeps its original
+``torch.library`` with a CPU kernel (the project's one NMS, :mod:`aas_core.vision.nms`), and
+lets ``torchvision.ops.nms`` through torchvision's "are the C++ ops loaded?" guard. Every other torchvision op keeps its original
 guard: it uses torchvision's own pure-python fallback where one exists (roi_align) or raises
 as before (deform_conv2d, ...).
 
@@ -29,6 +29,8 @@ import threading
 
 import torch
 
+from aas_core.vision.nms import nms
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -39,10 +41,11 @@ _QNMS_SCHEMA = "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
 
 
 def nms_cpu(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS with torchvision's semantics, in plain torch.
+    """``torchvision::nms`` kernel: torchvision's tensor contract around our one NMS.
 
-    Returns int64 indices of kept boxes in decreasing score order; a box is suppressed
-    when its IoU with a kept higher-scoring box is > ``iou_threshold``. Boxes are xyxy.
+    The algorithm is :func:`aas_core.vision.nms.nms` (numpy, torchvision's semantics: kept
+    indices by decreasing score, ties by index, suppressed when IoU > ``iou_threshold``); only
+    the tensor checks and conversions are here. Returns int64 indices; boxes are xyxy.
     """
     if dets.dim() != 2 or dets.size(1) != 4:
         raise ValueError(f"boxes should have shape (N, 4), got {tuple(dets.shape)}")
@@ -50,29 +53,10 @@ def nms_cpu(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> t
         raise ValueError(f"scores should have shape ({dets.size(0)},), got {tuple(scores.shape)}")
     if dets.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=dets.device)
-    boxes = dets.float()
-    order = torch.argsort(scores.float(), descending=True, stable=True)
-    boxes = boxes[order]
-    x1, y1, x2, y2 = boxes.unbind(1)
-    areas = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
-    n = boxes.size(0)
-    suppressed = torch.zeros(n, dtype=torch.bool, device=boxes.device)
-    keep: list[int] = []
-    for i in range(n):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        if i + 1 == n:
-            break
-        xx1 = torch.maximum(x1[i], x1[i + 1 :])
-        yy1 = torch.maximum(y1[i], y1[i + 1 :])
-        xx2 = torch.minimum(x2[i], x2[i + 1 :])
-        yy2 = torch.minimum(y2[i], y2[i + 1 :])
-        inter = (xx2 - xx1).clamp(min=0) * (yy2 - yy1).clamp(min=0)
-        union = areas[i] + areas[i + 1 :] - inter
-        iou = torch.where(union > 0, inter / union, torch.zeros_like(inter))
-        suppressed[i + 1 :] |= iou > iou_threshold
-    return order[torch.tensor(keep, dtype=torch.int64, device=boxes.device)]
+    # torchvision accepts any threshold; above 1 nothing is suppressed, exactly as at 1.
+    keep = nms(dets.detach().float().cpu().numpy(), scores.detach().float().cpu().numpy(),
+               min(float(iou_threshold), 1.0))
+    return torch.from_numpy(keep).to(dets.device)
 
 
 def _op_exists(name: str) -> bool:
@@ -129,7 +113,7 @@ def _install_shim() -> None:
     lib.impl("nms", nms_cpu, "CPU")
     _shim_lib = lib
     log.warning(
-        "torchvision C++ ops are unusable with this torch build; using a pure-torch CPU torchvision::nms instead"
+        "torchvision C++ ops are unusable with this torch build; using a numpy CPU torchvision::nms instead"
     )
 
 

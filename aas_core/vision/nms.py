@@ -4,6 +4,12 @@ Every detector here ends with NMS, and the two face flows need one more pass: a 
 by two overlapping person crops, or by two overlapping tiles plus the full-frame pass,
 comes back several times with slightly different boxes. ``merge_duplicates`` keeps the
 best-scoring copy, like supervision's ``Detections.with_nms``.
+
+Why hand-written, and the project's only NMS (``_torchvision_compat`` serves it as the
+``torchvision::nms`` kernel when torchvision's own ops cannot load): ``torchvision.ops.nms``
+is exactly what is broken on such installs; ``cv2.dnn.NMSBoxes`` has no intersection-over-
+smaller metric (needed for cut-off duplicates at tile borders); supervision's NMS does not
+keep torchvision's tie order (lowest index first) and would be one more dependency for 20 lines.
 """
 
 from __future__ import annotations

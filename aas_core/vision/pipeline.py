@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from aas_core.vision import backends
@@ -220,19 +219,3 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"expected a BGR image (H, W, 3); got {getattr(image, 'shape', type(image))}")
     if image.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels; got {image.dtype}")
-
-
-def draw_result(image: np.ndarray, result: PipelineResult, names: dict[str, str] | None = None) -> np.ndarray:
-    """Annotated copy: person boxes (grey), faces (green = matched, orange = unknown)."""
-    out = image.copy()
-    th = max(1, round(max(image.shape[:2]) / 800))
-    for b in result.persons.xyxy.astype(int):
-        cv2.rectangle(out, tuple(b[:2]), tuple(b[2:]), (160, 160, 160), th)
-    for i, b in enumerate(result.faces.xyxy.astype(int)):
-        sid = result.match.assigned[i] if result.match is not None else None
-        colour = (60, 180, 60) if sid else (0, 140, 255)
-        cv2.rectangle(out, tuple(b[:2]), tuple(b[2:]), colour, th + 1)
-        label = (names or {}).get(sid, sid) if sid else f"#{i}"
-        cv2.putText(out, str(label), (int(b[0]), max(12, int(b[1]) - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4 * th + 0.2, colour, th, cv2.LINE_AA)
-    return out

@@ -32,7 +32,7 @@ WAIT = 120_000  # ms: model loading and pipeline runs on a small CPU
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, data_dir: Path) -> dict[str, Any]:
-    from aas_core.synthetic import make_session, scrfd_locator
+    from aas_core.tools.synthetic import make_session, scrfd_locator
 
     out = tmp_path_factory.mktemp("snaps")
     syn = make_session(data_dir / "faces_dev", scrfd_locator(models_dir), n_students=5, n_strangers=1, enroll_k=4,

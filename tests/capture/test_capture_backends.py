@@ -13,8 +13,8 @@ from fake_camera import (
     PALETTE,
     FakeCamera,
     closed_port,
-    frame_number,
     dahua_default_hash,
+    frame_number,
     make_frame,
     palette_index,
 )

@@ -165,10 +165,18 @@ def test_retry_rejects_zero_attempts() -> None:
         ("http://host/snap.jpg?user=a&password=hunter2&token=abc", "http://host/snap.jpg?user=a&password=***&token=***"),
         ("/tmp/video.mp4", "/tmp/video.mp4"),
         (0, "0"),
+        # database URLs go through the same function (aas_core.config.redact_url)
+        ("mysql+pymysql://aas:hunter2@db:3306/aas?charset=utf8", "mysql+pymysql://aas:***@db:3306/aas?charset=utf8"),
+        ("sqlite:///data/aas.db", "sqlite:///data/aas.db"),
+        ("mysql+pymysql://aas:hun/ter2@db/aas", "<unparseable url>"),  # "/" in the password: host unknown
+        ("user:hunter2@db", "<unparseable url>"),
     ],
 )
 def test_redact_url(url: str | int, expected: str) -> None:
+    from aas_core.config import redact_url as config_redact_url
+
     assert redact_url(url) == expected
+    assert config_redact_url is redact_url  # one implementation for camera and database URLs
 
 
 def test_scrub() -> None:
@@ -184,6 +192,14 @@ def test_decode_image_errors() -> None:
         decode_image(b"<html><body>login</body></html>", "cam")
     with pytest.raises(CameraError, match="exceeds the limit"):
         decode_image(jpg.tobytes(), "cam", max_pixels=100)
+
+
+def test_decode_image_not_an_image_with_ultralytics_loaded() -> None:
+    """Ultralytics wraps PIL's Image.open (pip-installs pi-heif on unknown files): decoding must not use it."""
+    import ultralytics.utils.patches  # noqa: F401 - applies the wrapper
+
+    with pytest.raises(CameraError, match="HTML page"):
+        decode_image(b"<!DOCTYPE html><html>login</html>", "cam")
 
 
 def test_image_sequence_camera(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect, select
 
-from aas_core.db import init_db, session_scope
+from aas_core.db import init_db, repo, session_scope
 from aas_core.db.embeddings import from_blob, to_blob
 from aas_core.db.engine import downgrade_db, get_engine
-from aas_core.db import repo
 from aas_core.db.models import (
     AttendanceRecord,
     AuditLog,
@@ -19,6 +18,7 @@ from aas_core.db.models import (
     Snapshot,
     SnapshotStatus,
 )
+from aas_core.domain.course_config import SessionPlan
 
 TABLES = {"users", "instructors", "students", "courses", "enrollments", "face_samples", "sessions",
           "snapshots", "face_observations", "attendance_records", "audit_log", "alembic_version"}
@@ -74,7 +74,7 @@ def test_session_snapshot_observation_attendance_cascade(migrated: str) -> None:
         c = repo.add_course(s, "C2", "Course 2")
         st = repo.add_student(s, "S9", "Bob", consent=True)
         repo.enroll_in_course(s, c, st)
-        sess = ClassSession(course_id=c.id, capture_plan={"n": 3}, seed=42)
+        sess = ClassSession(course_id=c.id, capture_plan=SessionPlan(snapshots=3), seed=42)
         s.add(sess)
         s.flush()
         snap = Snapshot(session_id=sess.id, index=0, image_path="snapshots/a.jpg", status=SnapshotStatus.PROCESSED)
@@ -145,3 +145,44 @@ def test_course_edits_from_two_tabs_do_not_overwrite_each_other(migrated: str) -
     with pytest.raises(ValueError, match="not editable"):
         with session_scope(migrated) as s:
             repo.update_course(s, repo.get_course(s, "T1"), actor="x", code="HACK")
+
+
+def test_migration_0004_moves_course_dicts_into_the_typed_config(db_url: str) -> None:
+    """Courses saved by the old page ({"snapshots": 5}) and the old CLI/test shape ({"n": 3}) keep
+    their settings; a session's plan becomes a SessionPlan; downgrade gives the dicts back."""
+    import json
+
+    from sqlalchemy import text
+
+    from aas_core.db import init_db
+
+    downgrade_db(db_url, "base")
+    init_db(db_url)
+    downgrade_db(db_url, "0003")
+    eng = get_engine(db_url)
+    with eng.begin() as c:
+        c.execute(text("INSERT INTO courses (code, name, capture_plan, thresholds, rules, camera, created_at, version) "
+                       "VALUES (:code, 'x', :plan, :thr, :rules, :cam, '2026-01-01 00:00:00', 1)"),
+                  [{"code": "PAGE", "plan": json.dumps({"snapshots": 5, "first_after_s": 120.0,
+                                                        "second_after_s": 900.0, "session_length_s": 3000.0}),
+                    "thr": json.dumps({"recognition": 0.31, "model": "m", "source": "evaluation"}),
+                    "rules": json.dumps({"min_confidence": 0.5}), "cam": json.dumps({"kind": "ipwebcam",
+                                                                                     "name": "room1"})},
+                   {"code": "CLI", "plan": json.dumps({"n": 4}), "thr": None, "rules": None, "cam": None}])
+        cid = c.execute(text("SELECT id FROM courses WHERE code = 'CLI'")).scalar()
+        c.execute(text("INSERT INTO sessions (course_id, started_at, status, capture_plan, unknown_faces) "
+                       "VALUES (:cid, '2026-01-01 00:00:00', 'completed', :plan, 0)"),
+                  {"cid": cid, "plan": json.dumps({"n": 3})})
+    init_db(db_url)
+    with session_scope(db_url) as s:
+        page, cli = repo.get_course(s, "PAGE").config, repo.get_course(s, "CLI").config
+        assert (page.plan.snapshots, page.plan.first_after_s, page.threshold, page.rules.min_confidence,
+                page.camera) == (5, 120.0, 0.31, 0.5, "room1")
+        assert cli.plan.snapshots == 4 and cli.threshold is None
+        assert s.scalar(select(ClassSession)).capture_plan.snapshots == 3
+    downgrade_db(db_url, "0003")
+    with eng.begin() as c:
+        plan, thr = c.execute(text("SELECT capture_plan, thresholds FROM courses WHERE code = 'PAGE'")).one()
+    plan, thr = (json.loads(v) if isinstance(v, str) else v for v in (plan, thr))
+    assert plan["snapshots"] == 5 and thr["recognition"] == 0.31
+    init_db(db_url)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aas_core.synthetic import SyntheticSession, make_session, scrfd_locator
+from aas_core.tools.synthetic import SyntheticSession, make_session, scrfd_locator
 
 
 @pytest.fixture(scope="session")

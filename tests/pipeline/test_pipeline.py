@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from aas_core.config import get_settings
-from aas_core.enrollment import find_enrollment_face
-from aas_core.imageio import read_image
-from aas_core.synthetic import SyntheticSession, score_scene
+from aas_core.media.decode import read_image
+from aas_core.services.enrollment import find_enrollment_face
+from aas_core.tools.synthetic import SyntheticSession, score_scene
 from aas_core.vision.errors import ModelFileCorrupt, ModelFileMissing
+from aas_core.media.draw import draw_result
 from aas_core.vision.matching import Gallery
-from aas_core.vision.pipeline import Pipeline, draw_result
+from aas_core.vision.pipeline import Pipeline
 from aas_core.vision.profiles import PipelineConfig, resolve_profile
 
 

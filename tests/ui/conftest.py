@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-
 COURSE = "CS101"
 PASSWORD = "password123"
 
@@ -27,16 +26,16 @@ def _url(tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def populated_template(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, data_dir: Path) -> dict[str, Any]:
-    from aas_core.auth import create_user
     from aas_core.config import Settings
     from aas_core.db import init_db, repo, session_scope
     from aas_core.db.engine import get_engine
     from aas_core.db.models import Role
-    from aas_core.enrollment import enroll_images
-    from aas_core.imageio import read_image
-    from aas_core.sessions import SessionService
-    from aas_core.storage import ImageStore
-    from aas_core.synthetic import make_session, scrfd_locator
+    from aas_core.media.decode import read_image
+    from aas_core.media.store import ImageStore
+    from aas_core.services.auth import create_user
+    from aas_core.services.enrollment import enroll_images
+    from aas_core.services.sessions import SessionService
+    from aas_core.tools.synthetic import make_session, scrfd_locator
     from aas_core.vision.pipeline import Pipeline
     from aas_core.vision.profiles import resolve_profile
 
@@ -55,7 +54,7 @@ def populated_template(tmp_path_factory: pytest.TempPathFactory, models_dir: Pat
         teach = create_user(s, "teach", PASSWORD, Role.INSTRUCTOR)
         create_user(s, "stranger_teacher", PASSWORD, Role.INSTRUCTOR)
         s.flush()
-        from aas_core.auth import to_auth_user
+        from aas_core.services.auth import to_auth_user
 
         course = repo.add_course(s, COURSE, "Intro", instructor_id=to_auth_user(s, teach).instructor_id)
         for sn in students:

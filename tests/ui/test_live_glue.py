@@ -9,15 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aas_core.auth import AuthUser
 from aas_core.db.models import Role
+from aas_core.domain.course_config import PlanConfig
+from aas_core.services.auth import AuthUser
+from aas_core.services.camera_session import start_course_capture
 
 
 @pytest.fixture
 def service(populated: dict[str, Any], models_dir: Path) -> Any:
     from aas_core.config import Settings
-    from aas_core.sessions import SessionService
-    from aas_core.storage import ImageStore
+    from aas_core.media.store import ImageStore
+    from aas_core.services.sessions import SessionService
     from aas_core.vision.pipeline import Pipeline
     from aas_core.vision.profiles import resolve_profile
 
@@ -31,12 +33,13 @@ ADMIN = AuthUser(1, "admin", Role.ADMIN)
 
 
 def test_camera_plan_runs_in_the_background_and_decides(populated: dict[str, Any], service: Any) -> None:
-    from aas_core.capture import CapturePlan, ImageSequenceCamera
-    from aas_core.ui import live
+    from aas_core.capture import ImageSequenceCamera
+    from aas_core.services import review as live
 
     camera = ImageSequenceCamera(populated["snapshots"], loop=False, name="demo-cam", has_light=True)
-    plan = CapturePlan(n=3, first_after_s=0.2, second_after_s=2.5, session_length_s=7.0, margin_s=1.5)
-    run = live.start_camera_run(service, "CS101", camera, plan, actor="teach", settle_s=0.0)
+    plan = PlanConfig(snapshots=3, first_after_s=0.2, second_after_s=2.5, session_length_s=7.0, margin_s=1.5)
+    run = start_course_capture(service, camera, plan, course_code="CS101", camera_name="demo-cam", actor="teach",
+                               settle_s=0.0)
     assert run.wait(60) is not None, "session did not finish"
     assert run.finished and run.outcome is not None
     assert sorted(run.outcome.statuses) == populated["students"]
@@ -50,19 +53,19 @@ def test_camera_plan_runs_in_the_background_and_decides(populated: dict[str, Any
 
 
 def test_stopping_a_camera_run_decides_from_what_was_taken(populated: dict[str, Any], service: Any) -> None:
-    from aas_core.capture import CapturePlan, ImageSequenceCamera
-    from aas_core.ui import live
+    from aas_core.capture import ImageSequenceCamera
 
     camera = ImageSequenceCamera(populated["snapshots"][:1], name="cam")
-    plan = CapturePlan(n=3, first_after_s=0.1, second_after_s=600, session_length_s=1800, margin_s=10)
-    run = live.start_camera_run(service, "CS101", camera, plan, actor="teach", settle_s=0.0)
+    plan = PlanConfig(snapshots=3, first_after_s=0.1, second_after_s=600, session_length_s=1800, margin_s=10)
+    run = start_course_capture(service, camera, plan, course_code="CS101", camera_name="cam", actor="teach",
+                               settle_s=0.0)
     for _ in range(200):
         if run.runner.status.taken:
             break
         import time
 
         time.sleep(0.1)
-    outcome = live.stop_camera_run(service, run, actor="teach")
+    outcome = run.stop(close_camera=True)
     assert run.runner.status.finished and outcome is not None
     assert len(outcome.statuses) == 5
     assert [s["status"] for s in outcome.snapshots][0] == "processed"
@@ -70,8 +73,8 @@ def test_stopping_a_camera_run_decides_from_what_was_taken(populated: dict[str, 
 
 
 def test_review_rows_and_overrides(populated: dict[str, Any], service: Any) -> None:
-    from aas_core.auth import AccessDenied
-    from aas_core.ui import live
+    from aas_core.services import review as live
+    from aas_core.services.auth import AccessDenied
 
     sid = populated["session_id"]
     review = live.load_review(service.url, service.store, ADMIN, sid)
@@ -119,39 +122,8 @@ def test_stage_cache_keys_separate_what_each_stage_depends_on() -> None:
     assert k_det["faces"] != k0["faces"] and k_det["embed"] != k0["embed"]
 
 
-def test_camera_settings_never_store_secrets() -> None:
-    from aas_core.ui import course_settings as cs
-
-    stored, notes = cs.storable_camera({"kind": "ipwebcam", "url": "http://u:pw@10.0.0.2:8080", "password": "pw"})
-    assert stored == {"kind": "ipwebcam", "url": "http://u@10.0.0.2:8080", "use_builtin_light": True}
-    assert len(notes) == 2
-    dahua, _ = cs.storable_camera({"kind": "dahua", "host": "10.0.0.3", "username": "admin", "channel": 1})
-    assert "password" not in dahua
-    with pytest.raises(ValueError):
-        cs.storable_camera({"kind": "snapshot_url"})
-    assert cs.storable_camera({"kind": "none"}) == (None, [])
-    cfg = cs.camera_config(dahua, "CS 101", {"cameras": {"CS_101": {"password": "s3cret"}}})
-    assert cfg.password.get_secret_value() == "s3cret" and "s3cret" not in repr(cfg)
-    with pytest.raises(Exception):  # no secret anywhere: the camera cannot be built
-        cs.camera_config(dahua, "NOPE", {})
-
-
-def test_plan_and_rules_validation() -> None:
-    from aas_core.ui import course_settings as cs
-
-    assert cs.plan_dict(3, 300, 1800, 3000)["snapshots"] == 3
-    with pytest.raises(ValueError, match="no room for the last snapshot"):
-        cs.plan_dict(3, 300, 1800, 2000)
-    assert cs.rules_dict(tolerate_gaps=2, middle_only="absent")["middle_only"] == "absent"
-    with pytest.raises(ValueError, match="tolerate_gaps"):
-        cs.rules_dict(tolerate_gaps=-1)
-    with pytest.raises(ValueError):
-        cs.thresholds_dict(1.5)
-    assert cs.thresholds_dict(None) is None
-
-
 def test_draw_helpers() -> None:
-    from aas_core.ui import draw
+    from aas_core.media import draw
 
     img = np.zeros((100, 200, 3), np.uint8)
     out = draw.draw_detections(img, np.array([[5, 5, 100, 95]]), np.array([[10, 10, 40, 40], [50, 10, 80, 40]]),
@@ -166,25 +138,23 @@ def test_draw_helpers() -> None:
 
 
 def test_stopping_before_any_snapshot_aborts_without_attendance(populated: dict[str, Any], service: Any) -> None:
-    from aas_core.capture import CapturePlan, ImageSequenceCamera
+    from aas_core.capture import ImageSequenceCamera
     from aas_core.db import session_scope
     from aas_core.db.models import ClassSession
-    from aas_core.ui import live
 
     camera = ImageSequenceCamera(populated["snapshots"][:1], name="cam")
-    plan = CapturePlan(n=3, first_after_s=600, second_after_s=600, session_length_s=1800, margin_s=10)
-    run = live.start_camera_run(service, "CS101", camera, plan, actor="teach", settle_s=0.0)
-    assert live.stop_camera_run(service, run, actor="teach") is None
+    plan = PlanConfig(snapshots=3, first_after_s=600, second_after_s=600, session_length_s=1800, margin_s=10)
+    run = start_course_capture(service, camera, plan, course_code="CS101", camera_name="cam", actor="teach",
+                               settle_s=0.0)
+    assert run.stop(close_camera=True) is None
     with session_scope(service.url) as s:
         sess = s.get(ClassSession, run.session_id)
         assert sess.status.value == "aborted" and not sess.records and sess.ended_at is not None
 
 
-def test_run_images_reports_each_snapshot(populated: dict[str, Any], service: Any) -> None:
-    from aas_core.ui import live
-
+def test_run_from_images_reports_each_snapshot(populated: dict[str, Any], service: Any) -> None:
     seen = []
-    sid, outcome = live.run_images(service, "CS101", populated["snapshots"][:2], actor="teach",
-                                   on_processed=lambda k, img, res: seen.append((k, len(res))))
+    outcome = service.run_from_images("CS101", populated["snapshots"][:2], actor="teach",
+                                      on_processed=lambda k, img, res: seen.append((k, len(res))))
     assert [k for k, _ in seen] == [0, 1] and all(n > 0 for _, n in seen)
-    assert outcome is not None and outcome.session_id == sid and len(outcome.statuses) == 5
+    assert len(outcome.statuses) == 5 and len(outcome.snapshots) == 2

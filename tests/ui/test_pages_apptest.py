@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aas_core.auth import AuthUser
+from aas_core.services.auth import AuthUser
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
@@ -55,9 +55,9 @@ def make_user(url: str, username: str, role: str, student_number: str | None = N
     """Create an account (schema first) and return what the sign-in would put in session state."""
     from sqlalchemy import select
 
-    from aas_core.auth import create_user, to_auth_user
     from aas_core.db import init_db, session_scope
     from aas_core.db.models import User
+    from aas_core.services.auth import create_user, to_auth_user
 
     init_db(url)
     with session_scope(url) as s:
@@ -194,8 +194,11 @@ def test_create_course_via_the_form(tmp_path: Path) -> None:
     assert any("already exists" in e.value for e in at.error)
 
 
-def test_course_settings_roster_csv_and_camera(tmp_path: Path) -> None:
+def test_course_settings_roster_csv_and_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from aas_core.db import repo, session_scope
+
+    monkeypatch.setenv("AAS_CAMERAS", '{"room9": {"kind": "snapshot_url", "url": "http://cam:secret@10.0.0.5/s.jpg"}}')
+    _clear_caches()
 
     url = _url(tmp_path)
     admin = make_user(url, "admin", "admin")
@@ -211,22 +214,29 @@ def test_course_settings_roster_csv_and_camera(tmp_path: Path) -> None:
     ok(at.run())
     with session_scope(url) as s:
         assert [x.student_number for x in repo.roster(s, repo.get_course(s, "C9"))] == ["s1", "s3"]
-    # plan + rules + threshold
-    at.number_input[0].set_value(3)
+    # plan + rules: 5 snapshots and a min similarity are stored in the typed config (the CLI reads the same)
+    at.number_input[0].set_value(5)
+    at.slider[[x.label for x in at.slider].index("Ignore sightings below this similarity (no evidence)")].set_value(0.5)
     button(at, "Save plan and rules").click()
     ok(at.run())
     with session_scope(url) as s:
         c = repo.get_course(s, "C9")
-        assert c.capture_plan["snapshots"] == 3 and c.rules["tolerate_gaps"] == 1
-    # camera: the password in the URL is never stored
-    at.selectbox[[sb.label for sb in at.selectbox].index("Kind")].set_value("snapshot_url")
-    at.text_input[[t.label for t in at.text_input].index("URL (no password)")].input(
-        "http://cam:secret@10.0.0.5/snap.jpg")
+        assert c.config.plan.snapshots == 5 and c.config.rules.tolerate_gaps == 1
+        assert c.config.rules.min_confidence == 0.5
+    # an impossible plan is refused with the field's numbers, and nothing is saved
+    at.number_input[3].set_value(20.0)  # session length 20 min: no room for the last snapshot
+    button(at, "Save plan and rules").click()
+    ok(at.run())
+    assert any("no room for the last snapshot" in e.value for e in at.error)
+    with session_scope(url) as s:
+        assert repo.get_course(s, "C9").config.plan.session_length_s == 3000
+    # camera: a named camera from the environment; only its name reaches the database
+    at.selectbox[[sb.label for sb in at.selectbox].index("Camera")].set_value("room9")
     button(at, "Save camera").click()
     ok(at.run())
     with session_scope(url) as s:
-        cam = repo.get_course(s, "C9").camera
-    assert cam["kind"] == "snapshot_url" and "secret" not in str(cam) and cam["url"] == "http://cam@10.0.0.5/snap.jpg"
+        cfg = repo.get_course(s, "C9").config
+    assert cfg.camera == "room9" and "secret" not in cfg.model_dump_json()
 
 
 def test_override_a_status_in_the_review(populated: dict[str, Any]) -> None:
@@ -429,19 +439,20 @@ def test_evaluation_on_a_small_folder_and_apply_threshold(populated: dict[str, A
     button(at, "eval_apply").click()
     ok(at.run())
     with session_scope(populated["url"]) as s:
-        thr = repo.get_course(s, COURSE).thresholds
-    assert thr["recognition"] == 0.42 and thr["model"] and "evaluation arcface" in thr["source"]
+        rec = repo.get_course(s, COURSE).config.recognition
+    assert rec.threshold == 0.42 and rec.model and "evaluation arcface" in rec.source
 
 
-def test_camera_preview_from_a_snapshot_url(populated: dict[str, Any]) -> None:
+def test_camera_preview_from_a_snapshot_url(populated: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """A course camera (snapshot URL on a local HTTP server): the preview grabs and shows one frame."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     import cv2
 
-    from aas_core.db import repo, session_scope
-    from aas_core.ui import course_settings as cs
+    from aas_core.db.models import Role
+    from aas_core.services import courses
+    from aas_core.services.auth import AuthUser
 
     jpeg = cv2.imencode(".jpg", populated["snapshot"])[1].tobytes()
 
@@ -459,10 +470,10 @@ def test_camera_preview_from_a_snapshot_url(populated: dict[str, Any]) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with session_scope(populated["url"]) as s:
-            stored, _ = cs.storable_camera({"kind": "snapshot_url", "name": "room cam",
-                                            "url": f"http://127.0.0.1:{server.server_port}/snap.jpg"})
-            repo.update_course(s, repo.get_course(s, COURSE), actor="t", camera=stored)
+        monkeypatch.setenv("AAS_CAMERAS", '{"room cam": {"kind": "snapshot_url", "url": '
+                           f'"http://127.0.0.1:{server.server_port}/snap.jpg"}}}}')
+        _clear_caches()
+        courses.update_config(populated["url"], AuthUser(0, "t", Role.ADMIN), COURSE, assignments=["camera=room cam"])
         teach = users(populated["url"])["teach"]
         at = ok(page("live_session.py", teach).run())
         assert "room cam" in texts(at)
@@ -480,6 +491,7 @@ def test_camera_preview_from_a_snapshot_url(populated: dict[str, Any]) -> None:
         assert any("Snapshot 1 in" in m.label for m in at.metric), "no countdown"
         button(at, "cam_stop").click()
         ok(at.run())
+        from aas_core.db import session_scope
         from aas_core.db.models import ClassSession
 
         with session_scope(populated["url"]) as s:
@@ -521,9 +533,9 @@ def test_enroll_from_a_short_video(tmp_path: Path, data_dir: Path) -> None:
 
 def test_consent_and_gallery_delete(tmp_path: Path, data_dir: Path) -> None:
     from aas_core.db import repo, session_scope
-    from aas_core.enrollment import enroll_images
-    from aas_core.imageio import read_image
-    from aas_core.storage import ImageStore
+    from aas_core.media.decode import read_image
+    from aas_core.media.store import ImageStore
+    from aas_core.services.enrollment import enroll_images
 
     url = _url(tmp_path)
     admin = make_user(url, "admin", "admin")

@@ -11,9 +11,17 @@ import cv2
 import numpy as np
 import pytest
 
-from aas_core.imageio import decode_image
-from aas_core.ui.webcam import (RTC_CONFIGURATION, FrameSkipper, LatestFrame, LiveFaceProcessor, downscaled_detector,
-                                draw_faces, frame_upload, pipeline_detector)
+from aas_core.media.decode import decode_image
+from aas_core.ui.webcam import (
+    RTC_CONFIGURATION,
+    FrameSkipper,
+    LatestFrame,
+    LiveFaceProcessor,
+    downscaled_detector,
+    draw_faces,
+    frame_upload,
+    pipeline_detector,
+)
 
 
 def _frame(value: int = 100, h: int = 480, w: int = 640) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from aas_core.vision.nms import box_iou, nms
 from aas_core.vision import _torchvision_compat as compat
+from aas_core.vision.nms import box_iou, nms
 from aas_core.vision.types import Detections, PersonDetector
 
 BACKENDS = ["yolo_onnx", "yolox_onnx", "ultralytics_yolo"]
@@ -111,6 +111,9 @@ def test_ultralytics_used_torchvision_nms(ultralytics_yolo, load_image):
 
 
 def test_torchvision_nms_agrees_with_numpy_nms():
+    """With the fallback active the kernel *is* our numpy NMS, so this checks the tensor plumbing
+    (dtypes, order, empty input); the algorithm is checked against a brute-force reference in
+    test_nms.py. With a working native torchvision it compares the two implementations."""
     compat.ensure_torchvision_nms()
     import torchvision
 

@@ -25,21 +25,7 @@ log = logging.getLogger(__name__)
 # warning says nothing actionable for us, and would be printed once per process.
 warnings.filterwarnings("ignore", message=".*`estimate` is deprecated.*", category=FutureWarning)
 
-#: Open-set cosine thresholds per model (file stem), at a false-accept rate of ~1e-3 on
-#: impostor pairs of /work/shared/data/faces_dev (53 identities, 562 photos: glint, LFW,
-#: ORL, Yale; faces found by SCRFD-2.5g; 2,719 genuine / 154,922 impostor pairs). Command:
-#:     .venv/bin/python benchmarks/calibrate_embedders.py
-#: mobilefacenet: genuine 0.688 +- 0.188, impostor 0.022 +- 0.107; FAR=1e-3 at 0.3603
-#: (TAR there 0.929, leave-one-out rank-1 0.998) -> 0.360.
-#: At roster level (52 students x 5 samples, Gallery scoring) that threshold matches 16.7%
-#: of unknown people to someone (max over many templates); 0.457 would give 1% while still
-#: identifying 97.0% of enrolled people (vs 99.7%). Set ``recognition_threshold`` to choose.
-#: The product default is the roster-level compromise 0.42, measured on synthetic 3-snapshot
-#: classrooms (seeds 1-4: 257 enrolled faces 34-105 px + 36 stranger faces, fast profile with
-#: CLAHE): 0.36 -> 254/257 named, 0.42 -> 252/257,
-#: 0.46 -> 248/257, no stranger named at any of them; on real photos (faces_dev, roster of
-#: 52) 0.36 lets 16.7% of strangers through. A stranger named as a student marks an absent
-#: student present, the worse error, so the default leans strict.
+#: Open-set cosine thresholds per model (file stem); how they were measured: docs/EVALUATION.md#embedder-calibration.
 CALIBRATED_THRESHOLDS: dict[str, float] = {"mobilefacenet": 0.42}
 
 #: Loose thresholds (pairwise FAR 1e-2 on faces_dev, `aas eval faces ... --json`,
@@ -97,7 +83,7 @@ class ArcFaceOnnxEmbedder:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
     ) -> None:
-        from aas_core.vision import registry
+        from aas_core.vision import weights as registry
 
         self.model_path = registry.resolve(model or DEFAULT_MODEL, models_dir)
         self.session = onnx_session(self.model_path, providers, threads)

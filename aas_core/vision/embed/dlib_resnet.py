@@ -70,7 +70,7 @@ class DlibResnetEmbedder:
     ) -> None:
         import dlib
 
-        from aas_core.vision import registry
+        from aas_core.vision import weights as registry
 
         if num_jitters < 0:
             raise ValueError(f"num_jitters must be >= 0, got {num_jitters}")

@@ -11,7 +11,9 @@ The torch-based SpandrelEnhancer is imported lazily (torch costs ~1 s to import)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from aas_core.vision.enhance.clahe import ClaheEnhancer
 from aas_core.vision.enhance.opencv_sr import OpenCvSrEnhancer
@@ -21,10 +23,5 @@ if TYPE_CHECKING:
 
 __all__ = ["ClaheEnhancer", "OpenCvSrEnhancer", "SpandrelEnhancer"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "SpandrelEnhancer":
-        from aas_core.vision.enhance.spandrel_sr import SpandrelEnhancer
-
-        return SpandrelEnhancer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# SpandrelEnhancer (torch) is imported on first access (lazy_loader, as in faces/ and persons/).
+__getattr__, _, _ = lazy_loader.attach(__name__, submod_attrs={"spandrel_sr": ["SpandrelEnhancer"]})

@@ -45,7 +45,7 @@ class OpenCvSrEnhancer:
     """
 
     def __init__(self, model: str | Path | None = None, models_dir: str | Path | None = None) -> None:
-        from aas_core.vision import registry
+        from aas_core.vision import weights as registry
 
         self.model_path = registry.resolve(model or DEFAULT_MODEL, models_dir)
         self.algorithm, self.scale = parse_model_name(self.model_path)

@@ -57,7 +57,7 @@ class SpandrelEnhancer:
     ) -> None:
         import torch
 
-        from aas_core.vision import registry
+        from aas_core.vision import weights as registry
 
         spandrel = import_spandrel()
         self.model_path = registry.resolve(model or DEFAULT_MODEL, models_dir)

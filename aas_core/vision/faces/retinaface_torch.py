@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from aas_core.vision._backend_utils import check_bgr_image, check_threshold, cv2_resize
+from aas_core.vision._backend_utils import check_bgr_image, check_threshold, shrink_to
 from aas_core.vision.errors import ModelFileCorrupt, require_file
 from aas_core.vision.nms import nms
 from aas_core.vision.types import Detections
@@ -263,11 +263,7 @@ class RetinaFaceTorchDetector:
 
         image = check_bgr_image(image_bgr)
         conf = check_threshold(conf_threshold)
-        h, w = image.shape[:2]
-        scale = 1.0
-        if self.max_side is not None and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
-            image = cv2_resize(image, (max(1, round(w * scale)), max(1, round(h * scale))))
+        image, scale = shrink_to(image, self.max_side)
         ih, iw = image.shape[:2]
         x = image.astype(np.float32) - np.array(MEAN_BGR, np.float32)
         tensor = torch.from_numpy(x.transpose(2, 0, 1).copy()).unsqueeze(0)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aas_core.vision._backend_utils import check_bgr_image, check_threshold
+from aas_core.vision._backend_utils import check_bgr_image, check_threshold, shrink_to
 from aas_core.vision.errors import ModelFileCorrupt, require_file
 from aas_core.vision.types import Detections
 
@@ -58,16 +58,9 @@ class YunetFaceDetector:
 
     def detect(self, image_bgr: np.ndarray, conf_threshold: float = 0.5) -> Detections:
         """Faces above ``conf_threshold`` (xyxy in image pixels) with InsightFace-order landmarks."""
-        import cv2
-
         image = check_bgr_image(image_bgr)
         conf = check_threshold(conf_threshold)
-        h, w = image.shape[:2]
-        scale = 1.0
-        if self.max_side is not None and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image, scale = shrink_to(image, self.max_side)
         ih, iw = image.shape[:2]
         with self._lock:
             self._detector.setInputSize((iw, ih))

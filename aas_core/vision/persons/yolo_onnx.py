@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from aas_core.vision._backend_utils import check_bgr_image, check_threshold, letterbox, onnx_session
+from aas_core.vision._backend_utils import (
+    check_bgr_image,
+    check_threshold,
+    cxcywh_to_xyxy,
+    letterbox,
+    network_input_size,
+    onnx_session,
+)
 from aas_core.vision.nms import nms
 from aas_core.vision.types import Detections
 
@@ -61,12 +68,7 @@ class YoloOnnxPersonDetector:
         inp = self.session.get_inputs()[0]
         self._input_name = inp.name
         self._input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-        h, w = inp.shape[2], inp.shape[3]
-        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
-            self.input_size = (w, h)  # a static export only accepts its own size
-        else:
-            tw, th = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
-            self.input_size = (int(np.ceil(tw / 32) * 32), int(np.ceil(th / 32) * 32))
+        self.input_size = network_input_size(self.session, imgsz)
         self.names, self.end2end = _parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         if self.names and class_id not in self.names:
             raise ValueError(f"class_id {class_id} not in the model's classes ({len(self.names)} classes)")
@@ -93,9 +95,7 @@ class YoloOnnxPersonDetector:
             raise ValueError(f"class_id {self.class_id} out of range for a {nc}-class head")
         scores = out[:, 4 + self.class_id]
         keep = scores > conf
-        cxcywh, scores = out[keep, :4], scores[keep]
-        half = cxcywh[:, 2:] / 2
-        return np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1), scores
+        return cxcywh_to_xyxy(out[keep, :4]), scores[keep]
 
     def detect(self, image_bgr: np.ndarray, conf_threshold: float = 0.35) -> Detections:
         """Person boxes (xyxy, frame pixels) with scores above ``conf_threshold``."""

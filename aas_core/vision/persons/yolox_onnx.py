@@ -20,7 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from aas_core.vision._backend_utils import check_bgr_image, check_threshold, letterbox, onnx_session
+from aas_core.vision._backend_utils import (
+    check_bgr_image,
+    check_threshold,
+    cxcywh_to_xyxy,
+    letterbox,
+    network_input_size,
+    onnx_session,
+)
 from aas_core.vision.nms import nms
 from aas_core.vision.types import Detections
 
@@ -57,14 +64,8 @@ class YoloxOnnxPersonDetector:
     ) -> None:
         self.model_path = Path(model_path)
         self.session = onnx_session(self.model_path, providers=providers, threads=threads)
-        inp = self.session.get_inputs()[0]
-        self._input_name = inp.name
-        h, w = inp.shape[2], inp.shape[3]
-        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
-            self.input_size = (w, h)
-        else:
-            tw, th = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
-            self.input_size = (int(np.ceil(tw / 32) * 32), int(np.ceil(th / 32) * 32))
+        self._input_name = self.session.get_inputs()[0].name
+        self.input_size = network_input_size(self.session, imgsz)
         self._grids, self._strides = yolox_grids(self.input_size)
         n_out = self.session.get_outputs()[0].shape[1]
         if isinstance(n_out, int) and n_out != len(self._grids):
@@ -105,9 +106,7 @@ class YoloxOnnxPersonDetector:
             raise ValueError(f"class_id {self.class_id} out of range for a {nc}-class head")
         scores = out[:, 4] * out[:, 5 + self.class_id]
         keep = scores > conf
-        cxcywh, scores = out[keep, :4], scores[keep]
-        half = cxcywh[:, 2:] / 2
-        xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
+        xyxy, scores = cxcywh_to_xyxy(out[keep, :4]), scores[keep]
         if len(scores):
             idx = nms(xyxy, scores, self.iou_threshold)[: self.max_det]
             xyxy, scores = xyxy[idx], scores[idx]

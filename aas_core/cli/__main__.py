@@ -1,0 +1,3 @@
+from aas_core.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""``aas session``: run (given images), capture (a camera on the course plan), resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aas_core.cli.common import CLI_ADMIN, ctx_of, fail, pipeline, read_images, store
+
+app = typer.Typer(help="Class sessions.", no_args_is_help=True)
+
+
+@app.command("run")
+def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, typer.Option("--course")],
+                as_json: Annotated[bool, typer.Option("--json")] = False,
+                profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
+    """Run a session from stored snapshots (in order) instead of a camera."""
+    from aas_core.services.sessions import NoSnapshots, SessionService
+
+    c = ctx_of(ctx)
+    loaded = read_images(list(images), c.settings.max_image_pixels)
+    bad = [f"{n}: {e}" for n, e in loaded if isinstance(e, Exception)]
+    if bad:
+        raise fail("; ".join(bad))
+    svc = SessionService(c.url, store(c), pipeline(c, profile), c.settings)
+    try:
+        outcome = svc.run_from_images(course, [img for _, img in loaded], actor=CLI_ADMIN.username)  # type: ignore[misc]
+    except (LookupError, ValueError, NoSnapshots) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(outcome.as_json()))
+        return
+    typer.echo(f"session {outcome.session_id}: {len(outcome.statuses)} students, {outcome.unknown_faces} unknown faces")
+    for sid, st in sorted(outcome.statuses.items()):
+        typer.echo(f"  {sid}\t{st}")
+
+
+@app.command("capture")
+def session_capture(ctx: typer.Context, course: Annotated[str, typer.Option("--course")],
+                    camera: Annotated[str | None, typer.Option(
+                        "--camera", help="Name from AAS_CAMERAS / secrets.toml (default: the course's camera).")] = None,
+                    now: Annotated[bool, typer.Option("--now", help="Take the snapshots right away, a few seconds apart (demo).")] = False,
+                    offsets: Annotated[str | None, typer.Option("--offsets", help="Explicit schedule in seconds, e.g. 0,5,10.")] = None,
+                    seed: Annotated[int | None, typer.Option("--seed")] = None,
+                    as_json: Annotated[bool, typer.Option("--json")] = False,
+                    profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
+    """Run the course's capture plan against its camera (light on for each shot, off after)."""
+    from aas_core.capture.cameras import get_camera_config
+    from aas_core.capture.factory import make_camera
+    from aas_core.services import courses
+    from aas_core.services.camera_session import start_course_capture
+    from aas_core.services.sessions import SessionService
+
+    c = ctx_of(ctx)
+    try:
+        config = courses.get_course(c.url, CLI_ADMIN, course).config
+        camera = camera or config.camera
+        if not camera:
+            raise LookupError(f"course {course} has no camera: pass --camera NAME or run "
+                              f"`aas course config {course} --set camera=NAME`")
+        cfg = get_camera_config(c.settings, camera)
+        sched = [float(x) for x in offsets.split(",")] if offsets else None
+    except (LookupError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    svc = SessionService(c.url, store(c), pipeline(c, profile), c.settings)
+
+    def event(kind: str, info: dict) -> None:
+        where = f"snapshot {info['index'] + 1}" if info.get("index", -1) >= 0 else "session"
+        typer.echo(f"{where}: {kind}" + (f" ({info['error']})" if "error" in info else ""), err=True)
+
+    cam = make_camera(cfg)
+    try:
+        live = start_course_capture(svc, cam, config.plan, course_code=course, camera_name=camera, now=now,
+                                    offsets_s=sched, seed=seed, actor=CLI_ADMIN.username, start=False,
+                                    settle_s=c.settings.light_settle_s, capture_window_s=c.settings.capture_window_s,
+                                    on_event=event)
+        typer.echo(f"session {live.session_id}: snapshots at {', '.join(f'{x:.0f}s' for x in live.offsets)}", err=True)
+        live.start()
+        outcome = live.wait()
+        if outcome is None:
+            raise RuntimeError(f"session {live.session_id}: no snapshot could be captured and processed; aborted")
+    except Exception as exc:
+        raise fail(f"{exc.__class__.__name__}: {exc}") from None
+    finally:
+        cam.close()
+    typer.echo(json.dumps(outcome.as_json()) if as_json else
+               "\n".join(f"{k}\t{v}" for k, v in sorted(outcome.statuses.items())))
+
+
+@app.command("resume")
+def session_resume(ctx: typer.Context, session_id: int, as_json: Annotated[bool, typer.Option("--json")] = False,
+                   profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
+    """After a crash or restart: process stored snapshots and close the session with the data it has."""
+    from aas_core.services.sessions import SessionService
+
+    c = ctx_of(ctx)
+    svc = SessionService(c.url, store(c), pipeline(c, profile), c.settings)
+    try:
+        outcome = svc.resume_or_close(session_id, actor=CLI_ADMIN.username)
+    except (LookupError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps(outcome.as_json()) if as_json else
+               "\n".join(f"{k}\t{v}" for k, v in sorted(outcome.statuses.items())))
+
+

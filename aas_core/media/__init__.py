@@ -1,0 +1,1 @@
+"""Images and files: one decoder with one set of limits, the image store, video frames."""

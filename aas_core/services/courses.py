@@ -1,0 +1,159 @@
+"""Courses for the CLI and the dashboard: list, create, edit details and the typed config, roster.
+
+Every function opens its own transaction and checks the user first (``require_course``), so
+the Courses page, ``aas course config`` and the session commands share one policy. The
+course settings are one :class:`~aas_core.domain.course_config.CourseConfig`; edits are
+optimistic (``expected_version``): a save over someone else's newer change is refused
+(``repo.StaleEdit``), never silently merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from aas_core.config import Settings
+from aas_core.db import repo, session_scope
+from aas_core.db.models import Course, Instructor, Role
+from aas_core.db.repo import StaleEdit
+from aas_core.domain.course_config import CourseConfig
+from aas_core.services.auth import AuthUser, require_course, require_role, visible_courses
+from aas_core.services.roster import RosterImport, RosterRow, apply_roster
+
+__all__ = ["StaleEdit", "CourseView", "RosterView", "add_students", "course_camera", "create_course", "get_course", "list_courses",
+           "import_roster", "instructors", "remove_students", "roster", "update_config", "update_details"]
+
+
+@dataclass(frozen=True)
+class CourseView:
+    """A course as the pages and the CLI show it (no ORM object escapes a transaction)."""
+
+    id: int
+    code: str
+    name: str
+    schedule: str | None
+    room: str | None
+    instructor_id: int | None
+    instructor: str | None
+    students: int
+    config: CourseConfig
+    version: int
+
+    @classmethod
+    def of(cls, c: Course) -> CourseView:
+        return cls(c.id, c.code, c.name, c.schedule, c.room, c.instructor_id, c.instructor.name if c.instructor else None,
+                   len(c.enrollments), c.config, c.version)
+
+
+def _course(s: Any, user: AuthUser, code: str) -> Course:
+    course = repo.get_course(s, code)
+    require_course(user, course)
+    return course
+
+
+def list_courses(url: str, user: AuthUser) -> list[CourseView]:
+    with session_scope(url) as s:
+        return [CourseView.of(c) for c in visible_courses(s, user)]
+
+
+def get_course(url: str, user: AuthUser, code: str) -> CourseView:
+    with session_scope(url) as s:
+        return CourseView.of(_course(s, user, code))
+
+
+def instructors(url: str, user: AuthUser) -> dict[int, str]:
+    """Instructor id -> name, for an admin assigning courses (others get an empty dict)."""
+    if not user.is_admin:
+        return {}
+    with session_scope(url) as s:
+        return {i.id: i.name for i in s.scalars(select(Instructor).order_by(Instructor.name))}
+
+
+def create_course(url: str, user: AuthUser, settings: Settings, code: str, name: str, *, schedule: str | None = None,
+                  room: str | None = None, instructor_id: int | None = None) -> CourseView:
+    """Instructors create courses for themselves; an admin may name any instructor (or none)."""
+    require_role(user, Role.INSTRUCTOR)
+    if not user.is_admin:
+        instructor_id = user.instructor_id
+    with session_scope(url) as s:
+        course = repo.add_course(s, code, name or code, actor=user.username, instructor_id=instructor_id,
+                                 schedule=(schedule or "").strip() or None, room=(room or "").strip() or None,
+                                 config=CourseConfig.for_new_course(settings))
+        return CourseView.of(course)
+
+
+def update_details(url: str, user: AuthUser, code: str, *, expected_version: int | None = None,
+                   **changes: Any) -> tuple[list[str], int]:
+    """Name, schedule, room (and, for an admin, the instructor). Returns (changed fields, new version)."""
+    allowed = {"name", "schedule", "room"} | ({"instructor_id"} if user.is_admin else set())
+    if set(changes) - allowed:
+        raise PermissionError(f"{user.username} may not change {', '.join(sorted(set(changes) - allowed))}")
+    with session_scope(url) as s:
+        course = _course(s, user, code)
+        changed = repo.update_course(s, course, actor=user.username, expected_version=expected_version, **changes)
+        return changed, course.version
+
+
+def update_config(url: str, user: AuthUser, code: str, *, config: CourseConfig | None = None,
+                  assignments: Iterable[str] = (), expected_version: int | None = None,
+                  ) -> tuple[CourseConfig, list[str], int]:
+    """Replace the config and/or apply ``KEY=VALUE`` assignments; validated before anything is written.
+
+    Returns (the stored config, changed sections, new version). ``ConfigError`` names the bad
+    field; ``repo.StaleEdit`` when the course changed since ``expected_version``.
+    """
+    with session_scope(url) as s:
+        course = _course(s, user, code)
+        new = (config or course.config).with_settings(assignments)
+        changed = repo.update_course(s, course, actor=user.username, expected_version=expected_version, config=new)
+        return course.config, changed, course.version
+
+
+def course_camera(settings: Settings, config: CourseConfig, code: str):  # -> capture.CameraConfig
+    """The course's named camera with its secrets (environment / secrets file), or a clear error."""
+    from aas_core.capture.cameras import get_camera_config
+
+    if not config.camera:
+        raise LookupError(f"course {code} has no camera; choose one on Courses → Camera or run "
+                          f"`aas course config {code} --set camera=NAME`")
+    return get_camera_config(settings, config.camera)
+
+
+# --- roster -------------------------------------------------------------------------------------
+
+@dataclass
+class RosterView:
+    rows: list[dict[str, Any]]
+    others: list[tuple[str, str]] = field(default_factory=list)  # students not on it: (id, name)
+
+
+def roster(url: str, user: AuthUser, code: str) -> RosterView:
+    with session_scope(url) as s:
+        course = _course(s, user, code)
+        counts = repo.sample_counts(s, course)
+        rows = [{"student_id": x.student_number, "name": x.name, "email": x.email or "", "consent": x.has_consent,
+                 "samples": counts.get(x.student_number, 0)} for x in repo.roster(s, course)]
+        on = {r["student_id"] for r in rows}
+        others = [(x.student_number, x.name) for x in repo.list_students(s) if x.student_number not in on]
+        return RosterView(rows, others)
+
+
+def add_students(url: str, user: AuthUser, code: str, student_numbers: Sequence[str]) -> int:
+    with session_scope(url) as s:
+        course = _course(s, user, code)
+        return sum(repo.enroll_in_course(s, course, repo.get_student(s, sn), actor=user.username)
+                   for sn in student_numbers)
+
+
+def remove_students(url: str, user: AuthUser, code: str, student_numbers: Sequence[str]) -> int:
+    with session_scope(url) as s:
+        course = _course(s, user, code)
+        return sum(repo.remove_from_roster(s, course, repo.get_student(s, sn), user.username) for sn in student_numbers)
+
+
+def import_roster(url: str, user: AuthUser, code: str, rows: list[RosterRow]) -> RosterImport:
+    with session_scope(url) as s:
+        return apply_roster(s, _course(s, user, code), rows, actor=user.username)

@@ -1,0 +1,105 @@
+"""Face observations: the one mapping from a ``PipelineResult`` to stored rows, the seat-continuity
+identity step, and the sightings the attendance decision reads.
+
+Students are keyed by student number in the service layer (the gallery's ids, the decision's
+keys, ``top_matches``); the database id is looked up here, once, when a row is written or read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aas_core.db.embeddings import to_blob
+from aas_core.db.models import FaceObservation, Snapshot, SnapshotStatus, Student
+from aas_core.domain.continuity import Seen, recover_by_seat
+from aas_core.domain.decision import Sighting
+from aas_core.vision.pipeline import PipelineResult
+
+# Crops of faces smaller than this are stored upscaled so reviewers can see them.
+MIN_STORED_CROP = 96
+
+
+def viewable_crop(crop: np.ndarray) -> np.ndarray:
+    """A face crop large enough for a reviewer to see (evidence only; never embedded)."""
+    h, w = crop.shape[:2]
+    if min(h, w) >= MIN_STORED_CROP or min(h, w) == 0:
+        return crop
+    s = MIN_STORED_CROP / min(h, w)
+    return cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+
+
+def student_ids(s: Session, numbers: set[str]) -> dict[str, int]:
+    """Student number -> database id for the numbers given."""
+    if not numbers:
+        return {}
+    return dict(s.execute(select(Student.student_number, Student.id).where(Student.student_number.in_(numbers))).all())
+
+
+def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Sequence[str | None],
+                     enhanced_paths: Sequence[str | None]) -> list[FaceObservation]:
+    """One ``FaceObservation`` per face of ``result`` (``ids``: student number -> id)."""
+    m = result.match
+    rows = []
+    for i in range(len(result.faces)):
+        x1, y1, x2, y2 = (float(v) for v in result.faces.xyxy[i])
+        number = m.assigned[i] if m else None
+        top = ([[t, round(float(v), 4)] for t, v in zip(m.top_ids[i], m.top_similarity[i]) if t is not None]
+               if m else None)
+        rows.append(FaceObservation(
+            x1=x1, y1=y1, x2=x2, y2=y2, det_score=float(result.faces.confidence[i]),
+            source=str(result.faces.source[i]), crop_path=crop_paths[i], enhanced_path=enhanced_paths[i],
+            model_name=result.model_name, embedding=to_blob(result.embeddings[i]),
+            student_id=ids.get(number) if number else None,
+            similarity=float(m.assigned_similarity[i]) if m and number else None,
+            match_source="threshold" if number else None, top_matches=top))
+    return rows
+
+
+def snapshot_info(result: PipelineResult, profile: str) -> dict[str, Any]:
+    return {"timings_ms": {k: round(v, 1) for k, v in result.timings_ms.items()}, "faces": len(result.faces),
+            "model": result.model_name, "threshold": result.threshold, "profile": profile}
+
+
+def apply_seat_continuity(snaps: Sequence[Snapshot | None], numbers_by_id: dict[int, str],
+                          ids_by_number: dict[str, int], loose_threshold: float | None) -> None:
+    """Name unknown faces by seat continuity (``domain.continuity``); idempotent.
+
+    This is the identity step before the decision: it only fills ``student_id`` of faces the
+    open-set threshold left unknown (``match_source="seat"``), recomputed from scratch each time.
+    """
+    if loose_threshold is None:
+        return
+    usable = [x for x in snaps if x is not None and x.status == SnapshotStatus.PROCESSED]
+    obs = [list(x.observations) for x in usable]
+    seen = [[Seen((o.x1, o.y1, o.x2, o.y2), numbers_by_id.get(o.student_id) if o.match_source != "seat" else None,
+                  o.top_matches[0][0] if o.top_matches else None,
+                  float(o.top_matches[0][1]) if o.top_matches else 0.0) for o in snap_obs] for snap_obs in obs]
+    for snap_obs, found in zip(obs, recover_by_seat(seen, loose_threshold)):
+        for o in snap_obs:
+            if o.match_source == "seat":
+                o.student_id, o.similarity, o.match_source = None, None, None
+        for number, i in found.items():
+            if number in ids_by_number:
+                o = snap_obs[i]
+                o.student_id = ids_by_number[number]
+                o.similarity = float(o.top_matches[0][1])
+                o.match_source = "seat"
+
+
+def sightings(snaps: Sequence[Snapshot | None], numbers_by_id: dict[int, str]) -> list[Sighting]:
+    """What the decision reads: every named face of the processed snapshots."""
+    out = []
+    for snap in snaps:
+        if snap is None or snap.status != SnapshotStatus.PROCESSED:
+            continue
+        for o in snap.observations:
+            number = numbers_by_id.get(o.student_id) if o.student_id is not None else None
+            if number is not None:
+                out.append(Sighting(snap.index, number, None if o.match_source == "manual" else o.similarity))
+    return out

@@ -1,0 +1,464 @@
+"""Privacy services: consent, erasure, retention, export and access-checked reads.
+
+Every function here takes the signed-in :class:`~aas_core.services.auth.AuthUser`, checks it with the
+rules in :mod:`aas_core.services.auth` *before* touching data, and writes an audit row
+(:func:`aas_core.db.repo.audit`), so the CLI and the dashboard enforce the same policy.
+
+Who may do what
+---------------
+==========================  =========================================================
+``give_consent``            admin, or the student themself (nobody consents for others)
+``withdraw_consent``        admin, the student themself, or an instructor of one of the
+                            student's courses (recording a withdrawal the student asked for)
+``erase_student``           admin only (right-to-erasure requests go through an admin)
+``purge_old_media``         admin only
+``export_attendance``       admin: any course; instructor: own courses; student: own rows
+``student_records``         admin; instructor: the student's rows in *their* courses only;
+                            student: themself only
+``student_samples`` /       admin; instructor of one of the student's courses;
+``sample_image``            student: their own samples only
+``course_sessions``         admin; instructor: own courses only (students: never)
+``snapshot_image`` /        admin; instructor of the session's course (students never see
+``observation_crop``        classroom snapshots or other people's faces)
+==========================  =========================================================
+
+Files and transactions
+----------------------
+Functions take an open ``Session`` and leave the commit to the caller (``session_scope``).
+Image files are deleted *before* the caller commits: if the commit then fails, rows point
+at files that no longer exist (a retry finishes the job), which is the safe way round: the
+opposite order could leave biometric files on disk that no row refers to any more.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import String, cast, delete, select
+from sqlalchemy.orm import Session
+
+from aas_core.db import repo
+from aas_core.db.models import (
+    AttendanceRecord,
+    ClassSession,
+    FaceObservation,
+    FaceSample,
+    Role,
+    Snapshot,
+    Student,
+    User,
+    utcnow,
+)
+from aas_core.media.store import ImageStore
+from aas_core.services.auth import AccessDenied, AuthUser, require_course, require_role, require_student_access
+
+__all__ = [
+    "AccessDenied",
+    "EXPORT_COLUMNS",
+    "course_gallery",
+    "course_gallery_version",
+    "course_sessions",
+    "erase_student",
+    "export_attendance",
+    "export_csv",
+    "give_consent",
+    "observation_crop",
+    "purge_old_media",
+    "sample_image",
+    "snapshot_image",
+    "stored_snapshots",
+    "student_records",
+    "student_samples",
+    "sweep_orphan_files",
+    "withdraw_consent",
+]
+
+EXPORT_COLUMNS = ("course", "session_id", "started_at", "student_number", "name", "auto_status", "final_status",
+                  "overridden_by", "override_reason")
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _is_self(user: AuthUser, student: Student) -> bool:
+    return user.role == Role.STUDENT and user.student_number is not None \
+        and user.student_number == student.student_number
+
+
+def _delete_files(store: ImageStore, paths: set[str]) -> int:
+    return sum(store.delete(p) for p in sorted(paths) if p)
+
+
+def _scrub_observations(s: Session, store: ImageStore, obs: Sequence[FaceObservation]) -> tuple[int, int]:
+    """Delete the crop files of ``obs`` and null their paths and embeddings. Returns (files, embeddings)."""
+    paths: set[str] = set()
+    embeddings = 0
+    for o in obs:
+        paths.update(p for p in (o.crop_path, o.enhanced_path) if p)
+        embeddings += o.embedding is not None
+        o.crop_path = None
+        o.enhanced_path = None
+        o.embedding = None
+    s.flush()
+    return _delete_files(store, paths), embeddings
+
+
+#: Margin around a face box blacked out on erasure (hair and ears identify people too).
+REDACT_MARGIN = 0.25
+
+
+def _redact_in_snapshots(s: Session, store: ImageStore, obs: Sequence[FaceObservation]) -> int:
+    """Black out the faces in ``obs`` in their stored classroom snapshots. Returns how many."""
+    by_snapshot: dict[int, list[FaceObservation]] = {}
+    for o in obs:
+        by_snapshot.setdefault(o.snapshot_id, []).append(o)
+    done = 0
+    for snap_id, items in by_snapshot.items():
+        snap = s.get(Snapshot, snap_id)
+        if snap is None or not snap.image_path:
+            continue
+        try:
+            img = store.load(snap.image_path)
+        except FileNotFoundError:
+            continue
+        h, w = img.shape[:2]
+        for o in items:
+            mx, my = (o.x2 - o.x1) * REDACT_MARGIN, (o.y2 - o.y1) * REDACT_MARGIN
+            x1, y1 = max(0, int(o.x1 - mx)), max(0, int(o.y1 - my))
+            x2, y2 = min(w, int(np.ceil(o.x2 + mx))), min(h, int(np.ceil(o.y2 + my)))
+            if x2 > x1 and y2 > y1:
+                img[y1:y2, x1:x2] = 0
+                done += 1
+        store.overwrite(snap.image_path, img)
+    return done
+
+
+def _observations_of(s: Session, student: Student) -> Sequence[FaceObservation]:
+    return s.scalars(select(FaceObservation).where(FaceObservation.student_id == student.id)).all()
+
+
+def _delete_samples(s: Session, store: ImageStore, student: Student) -> tuple[int, int]:
+    """Delete every face sample row of ``student`` and their files. Returns (rows, files)."""
+    samples = s.scalars(select(FaceSample).where(FaceSample.student_id == student.id)).all()
+    paths = {x.image_path for x in samples if x.image_path}
+    # A file is removed only when no *other* student's row refers to it (never the case in
+    # practice: sample files are per upload; this guards against hand-made data).
+    shared = set(s.scalars(select(FaceSample.image_path).where(FaceSample.image_path.in_(paths),
+                                                              FaceSample.student_id != student.id)).all()) if paths else set()
+    for x in samples:
+        s.delete(x)
+    s.flush()
+    s.expire(student, ["samples"])
+    return len(samples), _delete_files(store, paths - shared)
+
+
+# --- consent ----------------------------------------------------------------------------------
+
+def give_consent(s: Session, user: AuthUser, student_number: str) -> Student:
+    """Record the student's consent to face enrollment (admin, or the student themself)."""
+    student = repo.get_student(s, student_number)
+    if not (user.is_admin or _is_self(user, student)):
+        raise AccessDenied("only the student themself or an administrator can record consent")
+    if not student.has_consent:
+        student.consent_given_at = utcnow()
+    repo.audit(s, user.username, "consent.give", "student", student.student_number)
+    return student
+
+
+def withdraw_consent(s: Session, store: ImageStore, user: AuthUser, student_number: str) -> dict[str, int]:
+    """Withdraw consent: every face sample, sample file, embedding and face crop of theirs goes.
+
+    Attendance records stay (they are the course's record, not biometric data); face
+    observations matched to the student keep their box and match but lose crop files and
+    embedding. Returns counts of what was removed.
+    """
+    student = repo.get_student(s, student_number)
+    if not (user.is_admin or _is_self(user, student)):
+        if user.role != Role.INSTRUCTOR:
+            raise AccessDenied("only the student, their instructor or an administrator can withdraw consent")
+        require_student_access(user, student)  # instructors: only students on their courses
+    samples, sample_files = _delete_samples(s, store, student)
+    crop_files, obs_embeddings = _scrub_observations(s, store, _observations_of(s, student))
+    student.consent_given_at = None
+    counts = {"samples": samples, "sample_files": sample_files, "crop_files": crop_files,
+              "observation_embeddings": obs_embeddings}
+    repo.audit(s, user.username, "consent.withdraw", "student", student.student_number, **counts)
+    return counts
+
+
+# --- erasure ----------------------------------------------------------------------------------
+
+def erase_student(s: Session, store: ImageStore, user: AuthUser, student_number: str) -> dict[str, int]:
+    """Delete the student and every image file and embedding of theirs (admin only).
+
+    Removes: face samples (rows + files), crops and embeddings of face observations matched
+    to them (the observation rows stay, unassigned, so other students' evidence in the same
+    snapshot is intact), their face in the stored classroom snapshots (blacked out, with a
+    margin), their entries in other faces' top-match lists, roster entries, attendance
+    records and the linked sign-in account. The audit row keeps only the student number and
+    counts. Faces of theirs that were never recognised (unknown observations) cannot be
+    told apart and stay until the retention purge.
+    """
+    require_role(user, Role.ADMIN)
+    student = repo.get_student(s, student_number)
+    samples, sample_files = _delete_samples(s, store, student)
+    obs = _observations_of(s, student)
+    redacted = _redact_in_snapshots(s, store, obs)
+    crop_files, obs_embeddings = _scrub_observations(s, store, obs)
+    for o in obs:
+        o.student_id = None
+        o.similarity = None
+    # Other faces' "top matches" lists name the student: drop those entries.
+    q = select(FaceObservation).where(FaceObservation.top_matches.is_not(None),
+                                      cast(FaceObservation.top_matches, String).contains(student.student_number))
+    for o in s.scalars(q):
+        kept = [m for m in (o.top_matches or []) if not (m and m[0] == student.student_number)]
+        if kept != o.top_matches:
+            o.top_matches = kept
+    records = s.execute(delete(AttendanceRecord).where(AttendanceRecord.student_id == student.id)).rowcount or 0
+    account = s.get(User, student.user_id) if student.user_id is not None else None
+    s.delete(student)  # enrollments go by ORM cascade, anything left by the FK cascades
+    if account is not None:
+        s.delete(account)
+    s.flush()
+    counts = {"samples": samples, "sample_files": sample_files, "crop_files": crop_files,
+              "observation_embeddings": obs_embeddings, "snapshot_faces_redacted": redacted,
+              "attendance_records": int(records), "account": int(account is not None)}
+    repo.audit(s, user.username, "student.erase", "student", student_number, **counts)
+    return counts
+
+
+# --- retention --------------------------------------------------------------------------------
+
+def purge_old_media(s: Session, store: ImageStore, user: AuthUser, older_than_days: int) -> dict[str, int]:
+    """Delete snapshot images and face crops of sessions started more than N days ago (admin only).
+
+    Files are deleted, their paths nulled, face-observation embeddings nulled. Sessions,
+    snapshots rows (status, timings), observation boxes/matches and attendance records stay.
+    Returns counts: sessions, snapshot_files, crop_files, observation_embeddings.
+    """
+    require_role(user, Role.ADMIN)
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int) or older_than_days < 1:
+        raise ValueError("older_than_days must be a whole number of days >= 1")
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    session_ids = s.scalars(select(ClassSession.id).where(ClassSession.started_at < cutoff)).all()
+    snap_files = crop_files = embeddings = 0
+    if session_ids:
+        snaps = s.scalars(select(Snapshot).where(Snapshot.session_id.in_(session_ids))).all()
+        paths = {x.image_path for x in snaps if x.image_path}
+        for x in snaps:
+            x.image_path = None
+        obs = s.scalars(select(FaceObservation).join(Snapshot, FaceObservation.snapshot_id == Snapshot.id)
+                        .where(Snapshot.session_id.in_(session_ids))).all()
+        crop_files, embeddings = _scrub_observations(s, store, obs)
+        snap_files = _delete_files(store, paths)
+    counts = {"sessions": len(session_ids), "snapshot_files": snap_files, "crop_files": crop_files,
+              "observation_embeddings": embeddings}
+    repo.audit(s, user.username, "media.purge", "retention", older_than_days, **counts)
+    return counts
+
+
+#: Folders of the data dir that hold images written by ``ImageStore.save`` (nothing else is swept:
+#: the default SQLite database lives in the data dir too).
+MEDIA_KINDS = ("samples", "snapshots", "crops")
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".part"}
+
+
+def sweep_orphan_files(s: Session, store: ImageStore, user: AuthUser, *, min_age_s: float = 3600.0,
+                       dry_run: bool = False) -> list[str]:
+    """Delete image files under the data dir that no database row refers to (admin only).
+
+    Orphans come from crashes between writing a file and committing its row, or from rows
+    deleted by hand; they would otherwise escape retention and erasure. Only files in
+    :data:`MEDIA_KINDS` folders with image suffixes and older than ``min_age_s`` are touched
+    (younger ones may belong to a transaction still in flight). Returns the relative paths
+    deleted (or that would be, with ``dry_run``); audited as ``media.sweep``.
+    """
+    import time
+
+    require_role(user, Role.ADMIN)
+    referenced: set[str] = set()
+    for col in (FaceSample.image_path, Snapshot.image_path, FaceObservation.crop_path,
+                FaceObservation.enhanced_path):
+        referenced.update(p for p in s.scalars(select(col).where(col.is_not(None))) if p)
+    now = time.time()
+    orphans = []
+    for kind in MEDIA_KINDS:
+        base = store.root / kind
+        if not base.is_dir():
+            continue
+        for f in base.rglob("*"):
+            if not f.is_file() or f.suffix.lower() not in _IMAGE_SUFFIXES:
+                continue
+            rel = f.relative_to(store.root).as_posix()
+            if rel in referenced or now - f.stat().st_mtime < min_age_s:
+                continue
+            orphans.append(rel)
+    if not dry_run:
+        for rel in orphans:
+            store.delete(rel)
+    repo.audit(s, user.username, "media.sweep", "retention", None, files=len(orphans), dry_run=dry_run)
+    return sorted(orphans)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+def export_attendance(s: Session, user: AuthUser, course_code: str) -> list[dict[str, Any]]:
+    """Attendance rows of a course (audited ``export``), read through ``reports.records_for_user``
+    (the same access-checked read as the dashboard's downloads).
+
+    Admin: every row; instructor: only their own courses (another course is refused, not
+    silently empty); student: only their own rows. Rows are dicts with the keys in
+    :data:`EXPORT_COLUMNS`, oldest session first.
+    """
+    from aas_core.services.reports import records_for_user
+
+    course = repo.get_course(s, course_code)
+    if user.role == Role.STUDENT and not user.is_admin:
+        if not user.student_number:
+            raise AccessDenied(f"{user.username} is not linked to a student")
+    else:
+        require_course(user, course)
+    rows = _export_rows(records_for_user(s, user, course_ids=[course.id]))
+    repo.audit(s, user.username, "export", "course", course.code, rows=len(rows))
+    return rows
+
+
+def _export_rows(df: Any) -> list[dict[str, Any]]:
+    """``reports`` records -> :data:`EXPORT_COLUMNS` dicts, oldest session first."""
+    df = df.sort_values(["started_at", "session_id", "student_number"], kind="stable")
+    return [{"course": r.course_code, "session_id": int(r.session_id),
+             "started_at": r.started_at.isoformat(sep=" ", timespec="seconds"), "student_number": r.student_number,
+             "name": r.student_name, "auto_status": r.auto_status, "final_status": r.final_status,
+             "overridden_by": r.overridden_by, "override_reason": r.override_reason} for r in df.itertuples()]
+
+
+def export_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """CSV text of :func:`export_attendance` rows (header always present, cells formula-safe)."""
+    from aas_core.services.reports import formula_safe
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: formula_safe(v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+# --- scoped reads -----------------------------------------------------------------------------
+
+def student_records(s: Session, user: AuthUser, student_number: str) -> list[dict[str, Any]]:
+    """A student's attendance rows: students only their own, instructors only their courses' rows."""
+    from aas_core.services.reports import records_for_user
+
+    require_student_access(user, repo.get_student(s, student_number))
+    return _export_rows(records_for_user(s, user, student_number=student_number))
+
+
+def student_samples(s: Session, user: AuthUser, student_number: str) -> list[FaceSample]:
+    """The student's face samples (rows), for the owner, their instructors and admins."""
+    student = repo.get_student(s, student_number)
+    require_student_access(user, student)
+    return list(s.scalars(select(FaceSample).where(FaceSample.student_id == student.id).order_by(FaceSample.id)))
+
+
+def sample_image(s: Session, store: ImageStore, user: AuthUser, sample_id: int) -> np.ndarray:
+    """The stored photo of one face sample (same access rule as :func:`student_samples`)."""
+    sample = s.get(FaceSample, sample_id)
+    if sample is None:
+        raise repo.NotFound(f"no face sample {sample_id}")
+    require_student_access(user, sample.student)
+    if not sample.image_path:
+        raise FileNotFoundError(f"face sample {sample_id} has no stored image")
+    return store.load(sample.image_path)
+
+
+def course_sessions(s: Session, user: AuthUser, course_code: str) -> list[dict[str, Any]]:
+    """Sessions of a course, newest first, with record counts (admin, or the course's instructor)."""
+    course = repo.get_course(s, course_code)
+    require_course(user, course)
+    out = []
+    for sess in repo.sessions_of(s, course):
+        counts: dict[str, int] = {}
+        for r in sess.records:
+            counts[r.final_status] = counts.get(r.final_status, 0) + 1
+        out.append({"session_id": sess.id, "course": course.code,
+                    "started_at": sess.started_at, "ended_at": sess.ended_at, "status": sess.status.value,
+                    "snapshots": len(sess.snapshots), "unknown_faces": sess.unknown_faces, "statuses": counts})
+    return out
+
+
+def require_session(s: Session, user: AuthUser, session_id: int) -> ClassSession:
+    """The session, if ``user`` may see its course (admin or its instructor); else AccessDenied."""
+    sess = s.get(ClassSession, session_id)
+    if sess is None:
+        raise repo.NotFound(f"no session {session_id}")
+    require_course(user, sess.course)
+    return sess
+
+
+def stored_snapshots(s: Session, user: AuthUser, limit: int = 60) -> list[tuple[int, int, int, Any, int]]:
+    """(snapshot id, index, session id, started at, course id) of the latest stored snapshots of
+    the courses ``user`` manages, newest first (students: none)."""
+    from aas_core.services.auth import visible_courses
+
+    course_ids = [c.id for c in visible_courses(s, user)]
+    if not course_ids:
+        return []
+    q = (select(Snapshot.id, Snapshot.index, ClassSession.id, ClassSession.started_at, ClassSession.course_id)
+         .join(ClassSession, Snapshot.session_id == ClassSession.id)
+         .where(Snapshot.image_path.is_not(None), ClassSession.course_id.in_(course_ids))
+         .order_by(ClassSession.started_at.desc(), Snapshot.index).limit(limit))
+    return [tuple(r) for r in s.execute(q).all()]
+
+
+def course_gallery_version(s: Session, user: AuthUser, course_code: str, model_name: str) -> tuple[int, int, int]:
+    """Cheap fingerprint of a course gallery: (roster size, samples, newest sample id)."""
+    from sqlalchemy import func
+
+    from aas_core.db.models import Enrollment
+
+    course = repo.get_course(s, course_code)
+    require_course(user, course)
+    roster = s.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.course_id == course.id)) or 0
+    n, newest = s.execute(
+        select(func.count(FaceSample.id), func.max(FaceSample.id))
+        .join(Enrollment, Enrollment.student_id == FaceSample.student_id)
+        .where(Enrollment.course_id == course.id, FaceSample.model_name == model_name,
+               FaceSample.accepted.is_(True))).one()
+    return int(roster), int(n or 0), int(newest or 0)
+
+
+def course_gallery(s: Session, user: AuthUser, course_code: str, model_name: str) -> tuple[list[str], np.ndarray]:
+    """The roster's face embeddings for one model (admin, or the course's instructor)."""
+    course = repo.get_course(s, course_code)
+    require_course(user, course)
+    return repo.gallery_arrays(s, course, model_name)
+
+
+def snapshot_image(s: Session, store: ImageStore, user: AuthUser, snapshot_id: int) -> np.ndarray:
+    """A classroom snapshot (admin, or the instructor of its course)."""
+    snap = s.get(Snapshot, snapshot_id)
+    if snap is None:
+        raise repo.NotFound(f"no snapshot {snapshot_id}")
+    require_session(s, user, snap.session_id)
+    if not snap.image_path:
+        raise FileNotFoundError(f"snapshot {snapshot_id} has no stored image (purged or never captured)")
+    return store.load(snap.image_path)
+
+
+def observation_crop(s: Session, store: ImageStore, user: AuthUser, observation_id: int,
+                     enhanced: bool = False) -> np.ndarray:
+    """The crop of one detected face (admin, or the instructor of the session's course)."""
+    obs = s.get(FaceObservation, observation_id)
+    if obs is None:
+        raise repo.NotFound(f"no face observation {observation_id}")
+    require_session(s, user, obs.snapshot.session_id)
+    rel = obs.enhanced_path if enhanced else obs.crop_path
+    if not rel:
+        raise FileNotFoundError(f"face observation {observation_id} has no stored crop (purged or withdrawn)")
+    return store.load(rel)

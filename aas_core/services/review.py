@@ -1,0 +1,294 @@
+"""Review of a session and corrections: what the instructor sees (statuses, evidence crops,
+annotated snapshots), overrides with a reason, and "that face is student X".
+
+Access-checked here (course instructor or admin), for the Live Session page and any other
+caller; the rows are shaped for ``st.data_editor`` but nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from aas_core.db import repo, session_scope
+from aas_core.db.models import (
+    AttendanceRecord,
+    ClassSession,
+    FaceObservation,
+    Snapshot,
+    SnapshotStatus,
+    Student,
+)
+from aas_core.domain.attendance import Status
+from aas_core.domain.course_config import CourseConfig
+from aas_core.media.store import ImageStore
+from aas_core.services.auth import AuthUser, require_course
+from aas_core.services import privacy
+from aas_core.services.enrollment import SampleOutcome, enroll_images
+from aas_core.services.reports import presence_text
+from aas_core.services.sessions import SessionOutcome, SessionService
+from aas_core.media.draw import data_uri, draw_observations
+
+STATUS_VALUES = [s.value for s in Status]
+
+
+def pipeline_notes(pipeline: Any, config: CourseConfig) -> list[str]:
+    """Warnings about a course threshold calibrated for another model than the one loaded."""
+    model = config.recognition.model
+    if model and config.recognition.threshold is not None and model != pipeline.embedder.name:
+        return [f"The course threshold was calibrated for {model}, but the pipeline uses "
+                f"{pipeline.embedder.name}; re-check it on Evaluation."]
+    return []
+
+
+def recent_sessions(url: str, user: AuthUser, course_code: str, limit: int = 20) -> list[tuple[int, datetime, str]]:
+    """(id, started at, status) of the course's latest sessions, newest first."""
+    with session_scope(url) as s:
+        course = repo.get_course(s, course_code)
+        require_course(user, course)
+        return [(x.id, x.started_at, x.status.value) for x in repo.sessions_of(s, course)[:limit]]
+
+
+# --- review ------------------------------------------------------------------------------------------
+
+@dataclass
+class SnapshotView:
+    index: int
+    status: str
+    image: np.ndarray | None  # annotated
+    faces: int
+    recognised: int
+    error: str | None
+    timings_ms: dict[str, float] | None
+    captured_at: datetime | None
+
+
+@dataclass
+class Evidence:
+    snapshot: int  # 0-based
+    crop: np.ndarray | None
+    similarity: float | None
+    top: list[Any] | None
+    observation_id: int | None = None
+
+
+@dataclass
+class ReviewRow:
+    student_number: str
+    name: str
+    auto_status: str
+    final_status: str
+    presence: str
+    best_similarity: float | None
+    overridden_by: str | None
+    reason: str | None
+    evidence: list[Evidence]
+
+
+@dataclass
+class Review:
+    session_id: int
+    course_code: str
+    status: str
+    started_at: datetime
+    n_snapshots: int
+    unknown_faces: int
+    rows: list[ReviewRow]
+    snapshots: list[SnapshotView]
+    unknown: list[Evidence]
+
+
+def _or_none(read: Callable[[], np.ndarray]) -> np.ndarray | None:
+    """An evidence image, or None when its file was purged, erased or is unreadable."""
+    try:
+        return read()
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *, with_images: bool = True) -> Review:
+    """Everything the review screen shows for one session (access-checked: course instructor or admin)."""
+    with session_scope(url) as s:
+        sess = privacy.require_session(s, user, session_id)
+        snaps = list(sess.snapshots)
+        n = SessionService._plan(sess).snapshots
+        # Only the students this session is about: its roster records and its matched faces.
+        wanted = {r.student_id for r in sess.records} | {o.student_id for x in snaps for o in x.observations
+                                                          if o.student_id is not None}
+        names = {st.id: (st.student_number, st.name)
+                 for st in s.scalars(select(Student).where(Student.id.in_(wanted)))} if wanted else {}
+        by_student: dict[int, list[Evidence]] = {}
+        unknown: list[Evidence] = []
+        views: list[SnapshotView] = []
+        for snap in snaps:
+            obs = list(snap.observations)
+            for o in obs:
+                # Every biometric read goes through the access-checked privacy functions.
+                crop = _or_none(lambda o=o: privacy.observation_crop(s, store, user, o.id)) if with_images else None
+                ev = Evidence(snap.index, crop, o.similarity, o.top_matches, o.id)
+                if o.student_id is not None:
+                    by_student.setdefault(o.student_id, []).append(ev)
+                else:
+                    unknown.append(ev)
+            image = None
+            if with_images and snap.image_path:
+                raw = _or_none(lambda snap=snap: privacy.snapshot_image(s, store, user, snap.id))
+                if raw is not None:
+                    labels = [names.get(o.student_id, ("?", ""))[0] if o.student_id else "?" for o in obs]
+                    image = draw_observations(raw, [(o.x1, o.y1, o.x2, o.y2) for o in obs], labels,
+                                              [o.student_id is not None for o in obs])
+            views.append(SnapshotView(snap.index, snap.status.value, image, len(obs),
+                                      sum(o.student_id is not None for o in obs), snap.error,
+                                      (snap.info or {}).get("timings_ms"), snap.captured_at))
+        rows = []
+        records = s.scalars(select(AttendanceRecord).where(AttendanceRecord.session_id == session_id)).all()
+        for rec in records:
+            sn, name = names.get(rec.student_id, ("?", "?"))
+            rows.append(ReviewRow(sn, name, rec.auto_status, rec.final_status, presence_text(rec.presence),
+                                  rec.best_similarity, rec.overridden_by, rec.override_reason,
+                                  sorted(by_student.get(rec.student_id, []), key=lambda e: e.snapshot)))
+        rows.sort(key=lambda r: (STATUS_VALUES.index(r.final_status) if r.final_status in STATUS_VALUES else 9,
+                                 r.student_number))
+        return Review(sess.id, sess.course.code, sess.status.value, sess.started_at, n, sess.unknown_faces, rows,
+                      views, unknown)
+
+
+_NOT_SEEN = data_uri(np.full((80, 64, 3), 241, np.uint8))  # a blank tile instead of the text "None"
+
+
+def editor_rows(review: Review) -> list[dict[str, Any]]:
+    """Rows for the review ``st.data_editor``: evidence thumbnails per snapshot as data URIs."""
+    out = []
+    for r in review.rows:
+        row: dict[str, Any] = {"student_id": r.student_number, "name": r.name, "auto": r.auto_status,
+                               "presence": r.presence}
+        best: dict[int, Evidence] = {}
+        for ev in r.evidence:
+            if ev.snapshot not in best or (ev.similarity or 0) > (best[ev.snapshot].similarity or 0):
+                best[ev.snapshot] = ev
+        for k in range(review.n_snapshots):
+            ev = best.get(k)
+            row[f"S{k + 1}"] = data_uri(ev.crop, 80) if ev is not None and ev.crop is not None else _NOT_SEEN
+        row["similarity"] = " · ".join(f"{best[k].similarity:.2f}" if k in best and best[k].similarity is not None
+                                       else "–" for k in range(review.n_snapshots))
+        row["final"] = r.final_status
+        row["reason"] = r.reason or ""
+        row["overridden_by"] = r.overridden_by or ""
+        out.append(row)
+    return out
+
+
+@dataclass
+class OverrideResult:
+    saved: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def apply_overrides(url: str, user: AuthUser, session_id: int, changes: dict[str, tuple[str, str]]) -> OverrideResult:
+    """``{student_number: (final_status, reason)}`` -> ``repo.override_status`` for each (one transaction)."""
+    res = OverrideResult()
+    if not changes:
+        return res
+    with session_scope(url) as s:
+        sess = privacy.require_session(s, user, session_id)
+        recs = {r.student.student_number: r for r in sess.records}
+        for sn, (status, reason) in changes.items():
+            rec = recs.get(sn)
+            if rec is None:
+                res.errors.append(f"{sn}: not in this session")
+                continue
+            try:
+                repo.override_status(s, rec, status, user.username, reason)
+                res.saved.append(sn)
+            except ValueError as exc:
+                res.errors.append(f"{sn}: {exc}")
+        if res.errors:
+            # All or nothing: a half-saved review would be confusing.
+            s.rollback()
+            res.saved = []
+    return res
+
+
+def changed_rows(original: Sequence[dict[str, Any]], edited: Sequence[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Rows of the review editor whose final status or reason the user changed."""
+    before = {r["student_id"]: r for r in original}
+    out = {}
+    for r in edited:
+        b = before.get(r["student_id"])
+        if b is None:
+            continue
+        final, reason = r.get("final") or b["final"], (r.get("reason") or "").strip()
+        if final != b["final"] or reason != (b.get("reason") or "").strip():
+            out[r["student_id"]] = (final, reason)
+    return out
+
+
+def review_fingerprint(url: str, session_id: int) -> str:
+    """Changes whenever anything the review shows changes (snapshots, records, overrides, status)."""
+    with session_scope(url) as s:
+        status = s.scalar(select(ClassSession.status).where(ClassSession.id == session_id))
+        records = tuple(s.execute(
+            select(AttendanceRecord.student_id, AttendanceRecord.final_status, AttendanceRecord.overridden_by,
+                   AttendanceRecord.override_reason)
+            .where(AttendanceRecord.session_id == session_id).order_by(AttendanceRecord.student_id)).tuples())
+    import hashlib
+
+    raw = repr((str(status), [tuple(r) for r in records], snapshot_states(url, session_id)))
+    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+
+
+def snapshot_states(url: str, session_id: int) -> tuple[tuple[int, str], ...]:
+    """(index, status) of every stored snapshot row: a cheap poll for "something new arrived"."""
+    with session_scope(url) as s:
+        rows = s.execute(select(Snapshot.index, Snapshot.status).where(Snapshot.session_id == session_id)
+                         .order_by(Snapshot.index)).all()
+    return tuple((int(i), st.value if isinstance(st, SnapshotStatus) else str(st)) for i, st in rows)
+
+
+# --- corrections --------------------------------------------------------------------------------
+
+def correct_face(svc: SessionService, user: AuthUser, observation_id: int, student_number: str, *,
+                 add_to_gallery: bool = False) -> tuple[SessionOutcome, SampleOutcome | None]:
+    """"That face is student X" (the seed's *Retry Wrong Face*), then re-decide the session.
+
+    The face is assigned to X by hand (one-to-one: another face of the same snapshot that
+    was X becomes unknown); overrides already made are kept. With ``add_to_gallery`` the face
+    crop also goes through the enrollment quality gate into X's gallery, only if X consented.
+    """
+    with session_scope(svc.url) as s:
+        o = s.get(FaceObservation, observation_id)
+        if o is None:
+            raise repo.NotFound(f"no face observation {observation_id}")
+        snap = o.snapshot
+        course = snap.session.course
+        require_course(user, course)
+        st = repo.get_student(s, student_number)
+        if st.id not in {x.id for x in repo.roster(s, course)}:
+            raise ValueError(f"{student_number} is not on the roster of {course.code}")
+        for other in snap.observations:
+            if other.id != o.id and other.student_id == st.id:
+                other.student_id, other.similarity, other.match_source = None, None, None
+        previous = o.student_id
+        o.student_id = st.id
+        o.match_source = "manual"
+        o.similarity = next((float(v) for t, v in (o.top_matches or []) if t == student_number), None)
+        repo.audit(s, user.username, "face.correct", "observation", observation_id, student=student_number,
+                   previous=previous, session=snap.session_id)
+        crop_rel, session_id, consent = o.crop_path, snap.session_id, st.has_consent
+    sample: SampleOutcome | None = None
+    if add_to_gallery:
+        if not consent:
+            sample = SampleOutcome("snapshot face", False, [f"{student_number} has not consented to enrollment"])
+        elif not crop_rel:
+            sample = SampleOutcome("snapshot face", False, ["the face crop is no longer stored"])
+        else:
+            with session_scope(svc.url) as s:
+                (sample,) = enroll_images(s, repo.get_student(s, student_number),
+                                          [("snapshot face", svc.store.load(crop_rel))], svc.pipeline,
+                                          svc.store, svc.settings, source="correction", actor=user.username)
+    return svc.finalize(session_id, actor=user.username), sample

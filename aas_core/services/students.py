@@ -1,0 +1,206 @@
+"""Students for the dashboard (and any other caller): who may be seen, one student's detail, adding a
+student, consent, enrollment and the photo gallery.
+
+Every function opens its own transaction and checks the user first, with the rules of
+:mod:`aas_core.services.auth`: an admin sees and manages everyone; an instructor only the
+students on their own courses (and adds students only to a course they manage); a student only
+themself. Results are plain dataclasses (no ORM object escapes a transaction). Consent,
+withdrawal and erasure are the :mod:`~aas_core.services.privacy` functions run as one unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from aas_core.config import Settings
+from aas_core.db import repo, session_scope
+from aas_core.db.models import FaceSample, Role, Student
+from aas_core.media.store import ImageStore
+from aas_core.services import enrollment, in_transaction, privacy
+from aas_core.services.auth import (
+    AccessDenied,
+    AuthUser,
+    require_course,
+    require_role,
+    require_student_access,
+    visible_courses,
+)
+from aas_core.services.enrollment import SampleOutcome
+
+__all__ = ["SampleView", "StudentDetail", "StudentList", "create_student", "delete_sample", "enroll_photos",
+           "erase_student", "give_consent", "is_student_user", "sample_photo", "student_detail", "visible_students",
+           "withdraw_consent"]
+
+
+def is_student_user(user: AuthUser) -> bool:
+    """Signed in with the student role (sees and manages only themself)."""
+    return user.role == Role.STUDENT and not user.is_admin
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StudentList:
+    """The students ``user`` may see, as the Students page lists them."""
+
+    rows: list[dict[str, Any]]  # student_id, name, email, courses (those the user may see), consent, samples
+    names: dict[str, str]  # student number -> name, in student-number order
+    course_codes: list[str]  # courses the user may put a new student on (admin: every course)
+
+    @property
+    def numbers(self) -> list[str]:
+        return list(self.names)
+
+
+def visible_students(url: str, user: AuthUser) -> StudentList:
+    """Admin: every student; instructor: the students on their courses; student: themself only.
+
+    A student account not linked to a student record sees nobody.
+    """
+    student_self = is_student_user(user)
+    with session_scope(url) as s:
+        if student_self:
+            visible = [repo.get_student(s, user.student_number)] if user.student_number else []
+            courses = []
+        else:
+            courses = visible_courses(s, user)
+            if user.is_admin:
+                visible = list(repo.list_students(s))
+            elif user.role == Role.INSTRUCTOR:
+                ids = {e.student_id for c in courses for e in c.enrollments}
+                visible = [x for x in repo.list_students(s) if x.id in ids]
+            else:
+                visible = []
+        shown = {c.id for c in courses}
+        rows = [{"student_id": x.student_number, "name": x.name, "email": x.email or "",
+                 "courses": ", ".join(sorted(e.course.code for e in x.enrollments
+                                             if user.is_admin or student_self or e.course_id in shown)),
+                 "consent": x.has_consent, "samples": len({f.image_path for f in x.samples if f.accepted})}
+                for x in visible]
+        return StudentList(rows, {x.student_number: x.name for x in visible}, [c.code for c in courses])
+
+
+@dataclass(frozen=True)
+class SampleView:
+    """One accepted face sample (photo) as the gallery shows it."""
+
+    id: int
+    image_path: str | None
+    source: str | None
+    face_px: float | None
+    blur: float | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, x: FaceSample) -> SampleView:
+        return cls(x.id, x.image_path, x.source, x.face_px, x.blur, x.created_at)
+
+
+@dataclass(frozen=True)
+class StudentDetail:
+    student_number: str
+    name: str
+    has_consent: bool
+    consent_given_at: datetime | None
+    samples: list[SampleView] = field(default_factory=list)  # accepted samples, every model
+
+    @property
+    def photos(self) -> list[SampleView]:
+        """One sample per stored photo (the same photo is embedded once per model)."""
+        seen: set[str | None] = set()
+        return [x for x in self.samples if not (x.image_path in seen or seen.add(x.image_path))]
+
+
+def student_detail(url: str, user: AuthUser, student_number: str) -> StudentDetail:
+    """Consent and accepted samples of one student (``AccessDenied`` unless ``user`` may see them)."""
+    with session_scope(url) as s:
+        student = repo.get_student(s, student_number)
+        require_student_access(user, student)
+        samples = [SampleView.of(x) for x in privacy.student_samples(s, user, student_number) if x.accepted]
+        return StudentDetail(student.student_number, student.name, student.has_consent, student.consent_given_at,
+                             samples)
+
+
+def sample_photo(url: str, store: ImageStore, user: AuthUser, sample_id: int) -> np.ndarray:
+    """The stored photo of a face sample (``privacy.sample_image``: same access rule as the detail)."""
+    with session_scope(url) as s:
+        return privacy.sample_image(s, store, user, sample_id)
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+def create_student(url: str, user: AuthUser, student_number: str, name: str, *, email: str | None = None,
+                   consent: bool = False, course_code: str | None = None) -> str:
+    """Add a student and put them on ``course_code``'s roster, in one transaction. Returns the student id.
+
+    Instructors must name a course they manage (a student of nobody's course would be invisible
+    to them); only an administrator may add a student without a course or record consent here
+    (otherwise the student records it themself). ``repo.AlreadyExists`` (a ``ValueError``) for a
+    duplicate id, ``ValueError`` for an empty one.
+    """
+    require_role(user, Role.INSTRUCTOR)
+    if consent and not user.is_admin:
+        raise AccessDenied("only an administrator or the student themself can record consent")
+    if not course_code and not user.is_admin:
+        raise AccessDenied("instructors add students to one of their courses")
+    with session_scope(url) as s:
+        course = None
+        if course_code:
+            course = repo.get_course(s, course_code)
+            require_course(user, course)
+        new = repo.add_student(s, student_number, name, email=(email or "").strip() or None, consent=consent,
+                               actor=user.username)
+        if course is not None:
+            repo.enroll_in_course(s, course, new, actor=user.username)
+        return new.student_number
+
+
+def delete_sample(url: str, store: ImageStore, user: AuthUser, sample_id: int) -> bool:
+    """Delete one face sample (and its photo, every model's row of it). False if it is already gone."""
+    with session_scope(url) as s:
+        sample = s.get(FaceSample, sample_id)
+        if sample is None:
+            return False
+        require_student_access(user, sample.student)
+        enrollment.delete_sample(s, sample, store, user.username)
+        return True
+
+
+def enroll_photos(url: str, user: AuthUser, student_number: str, images: Sequence[tuple[str, np.ndarray]],
+                  pipeline: Any, store: ImageStore, settings: Settings, *, source: str = "upload",
+                  progress: Callable[[int, int, str], None] | None = None) -> list[SampleOutcome]:
+    """Enroll photos of a student one by one (``progress`` after each), all in one transaction.
+
+    Anyone who may see the student may enroll photos of them; ``enroll_images`` refuses without
+    recorded consent.
+    """
+    outcomes: list[SampleOutcome] = []
+    with session_scope(url) as s:
+        student: Student = repo.get_student(s, student_number)
+        require_student_access(user, student)
+        for i, (name, img) in enumerate(images):
+            outcomes += enrollment.enroll_images(s, student, [(name, img)], pipeline, store, settings, source=source,
+                                                 actor=user.username)
+            if progress:
+                progress(i + 1, len(images), name)
+    return outcomes
+
+
+def give_consent(url: str, user: AuthUser, student_number: str) -> None:
+    """``privacy.give_consent`` as one transaction (admin, or the student themself)."""
+    in_transaction(url, privacy.give_consent, user, student_number)
+
+
+def withdraw_consent(url: str, store: ImageStore, user: AuthUser, student_number: str) -> dict[str, int]:
+    """``privacy.withdraw_consent`` as one transaction; counts of what was deleted."""
+    return in_transaction(url, privacy.withdraw_consent, store, user, student_number)
+
+
+def erase_student(url: str, store: ImageStore, user: AuthUser, student_number: str) -> dict[str, int]:
+    """``privacy.erase_student`` as one transaction (admin only); counts of what was deleted."""
+    return in_transaction(url, privacy.erase_student, store, user, student_number)

@@ -1,0 +1,1 @@
+"""Research and operations tools: synthetic scenes, benchmarks, evaluation, health."""

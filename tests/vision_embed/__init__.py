@@ -1,1 +1,0 @@
-"""Tests of embedders, enhancers, matching, quality gate and model registry."""
