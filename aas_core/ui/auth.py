@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aas_core.db import session_scope
 from aas_core.db.models import Role
+from aas_core.services import in_transaction
 from aas_core.services.auth import AuthUser, authenticate
 
 SESSION_KEY = "aas_user"
@@ -26,8 +26,7 @@ def login_form(url: str) -> None:
         username = st.text_input("Username")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in", type="primary"):
-            with session_scope(url) as s:
-                user = authenticate(s, username, password)
+            user = in_transaction(url, authenticate, username, password)
             if user is None:
                 st.error("Wrong username or password.")
             else:

@@ -69,22 +69,22 @@ def _school(url: str, store: ImageStore, pipe: FakePipeline, settings: Settings)
             _enroll(url, store, pipe, settings, sn, code)
 
 
-@pytest.fixture
-def env(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def _school_env(url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     store = ImageStore(tmp_path / "data")
     pipe = FakePipeline()
     settings = _settings(tmp_path / "data")
-    _school(db_url, store, pipe, settings)
-    return db_url, store, pipe, settings
+    _school(url, store, pipe, settings)
+    return url, store, pipe, settings
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    return _school_env(db_url, tmp_path)
 
 
 @pytest.fixture
 def mysql_env(mysql_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = ImageStore(tmp_path / "data")
-    pipe = FakePipeline()
-    settings = _settings(tmp_path / "data")
-    _school(mysql_url, store, pipe, settings)
-    return mysql_url, store, pipe, settings
+    return _school_env(mysql_url, tmp_path)
 
 
 def _records(url: str, session_id: int) -> dict[str, str]:

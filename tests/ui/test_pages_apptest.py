@@ -473,7 +473,9 @@ def test_camera_preview_from_a_snapshot_url(populated: dict[str, Any], monkeypat
         monkeypatch.setenv("AAS_CAMERAS", '{"room cam": {"kind": "snapshot_url", "url": '
                            f'"http://127.0.0.1:{server.server_port}/snap.jpg"}}}}')
         _clear_caches()
-        courses.update_config(populated["url"], AuthUser(0, "t", Role.ADMIN), COURSE, assignments=["camera=room cam"])
+        # the course's own snapshot count (bug: the page and the CLI read different keys)
+        courses.update_config(populated["url"], AuthUser(0, "t", Role.ADMIN), COURSE,
+                              assignments=["camera=room cam", "plan.snapshots=4"])
         teach = users(populated["url"])["teach"]
         at = ok(page("live_session.py", teach).run())
         assert "room cam" in texts(at)
@@ -499,6 +501,7 @@ def test_camera_preview_from_a_snapshot_url(populated: dict[str, Any], monkeypat
             # stopped before the first snapshot: "no data", never "everybody absent"
             assert sess.status.value == "aborted" and sess.camera_name == "room cam"
             assert len(sess.records) == 0
+            assert sess.capture_plan.snapshots == 4 and len(sess.capture_plan.offsets_s) == 4
         assert any("closed without attendance" in w.value for w in at.warning)
     finally:
         server.shutdown()
