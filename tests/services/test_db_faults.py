@@ -416,3 +416,39 @@ def test_real_pipeline_sessions_in_parallel_match_sequential_runs(db_url: str, t
     with session_scope(url) as s:
         assert s.scalar(select(func.count()).select_from(Snapshot)) == 12
         assert s.scalar(select(func.count()).select_from(Student)) == 6
+
+
+def test_session_start_embeds_roster_photos_without_holding_the_write_lock(sqlite_url: str, tmp_path: Path) -> None:
+    """Switching models re-embeds the roster's stored photos at session start; on SQLite that must
+    not happen inside the transaction that created the session (it would lock every other writer
+    for as long as the models run)."""
+    import sqlite3
+
+    from fake_vision import FakeEmbedder
+
+    url, store, _, settings = _school_env(sqlite_url, tmp_path)
+    path = make_url(url).database
+    writes: list[str] = []
+
+    class OtherModel(FakeEmbedder):
+        name = "fake:other-model"
+
+        def embed(self, image, faces):  # type: ignore[no-untyped-def]
+            # another writer (the dashboard saving a review, say) while the model runs
+            con = sqlite3.connect(path, timeout=0.5)
+            try:
+                con.execute("INSERT INTO audit_log (at, actor, action) VALUES ('2026-01-01', 'other', 'probe')")
+                con.commit()
+                writes.append("ok")
+            finally:
+                con.close()
+            return super().embed(image, faces)
+
+    pipe = FakePipeline()
+    pipe.embedder = OtherModel()
+    sid = SessionService(url, store, pipe, settings).start("A101")
+    assert writes == ["ok"] * 3  # one stored photo per student of A101, each embedded with the new model
+    with session_scope(url) as s:
+        assert s.get(ClassSession, sid) is not None
+        assert s.scalar(select(func.count()).select_from(FaceSample)
+                        .where(FaceSample.model_name == "fake:other-model")) == 3
