@@ -144,11 +144,17 @@ with tab_roster:
         st.markdown("**Add existing students**")
         names = dict(others)
         picked = st.multiselect("Students", list(names), format_func=lambda sn, _n=names: f"{sn} — {_n[sn]}",
-                                placeholder="Choose students" if names else "Every student is on this roster")
+                                placeholder="Choose students" if names else "No other student of yours to add")
+        st.caption("Students of your other courses. A student only on someone else's course is added by an "
+                   "administrator." if not user.is_admin else "Any student already registered.")
         if st.form_submit_button("Add to roster") and picked:
-            added = svc.add_students(url, user, course.code, picked)
-            flash(f"{added} student(s) added to {course.code}")
-            st.rerun()
+            try:
+                added = svc.add_students(url, user, course.code, picked)
+            except AccessDenied as exc:
+                st.error(str(exc))
+            else:
+                flash(f"{added} student(s) added to {course.code}")
+                st.rerun()
     with b, st.form("roster_remove", clear_on_submit=True):
         st.markdown("**Remove from roster**")
         rnames = {r["student_id"]: r["name"] for r in roster_rows}
@@ -179,10 +185,10 @@ with tab_roster:
                 if st.button(f"Import {len(parsed.rows)} valid row(s) into {course.code}", type="primary",
                              key="roster_import"):
                     res = svc.import_roster(url, user, course.code, parsed.rows)
-                    for w in res.warnings:
-                        st.warning(w)
+                    for w in res.warnings:  # flashed: a plain warning would vanish in the rerun below
+                        flash(w, ":material/warning:")
                     flash(f"Roster import: {len(res.created)} new students, {len(res.added)} added to the roster, "
-                          f"{len(res.already)} already there")
+                          f"{len(res.already)} already there" + (f", {len(res.refused)} refused" if res.refused else ""))
                     st.rerun()
 
 # --- capture plan, threshold, rules ----------------------------------------------------------------

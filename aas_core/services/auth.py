@@ -104,6 +104,18 @@ def can_manage_course(user: AuthUser, course: Course) -> bool:
                              and course.instructor_id == user.instructor_id)
 
 
+def may_put_on_roster(user: AuthUser, student: Student, course: Course) -> bool:
+    """Who may put an *existing* student on ``course``'s roster: an admin, or the instructor of
+    ``course`` when the student is already on another course of theirs.
+
+    Roster membership grants access to a student's photos, e-mail and consent, so letting any
+    instructor add anyone would let them take over any student (see ``require_student_access``).
+    """
+    if user.is_admin:
+        return True
+    return can_manage_course(user, course) and any(can_manage_course(user, e.course) for e in student.enrollments)
+
+
 def require_course(user: AuthUser, course: Course) -> None:
     if not can_manage_course(user, course):
         raise AccessDenied(f"{user.username} may not see course {course.code}")

@@ -57,7 +57,6 @@ class CameraSession:
             session_id = svc.start(course_code, camera_name=camera_name, plan=plan, seed=seed, actor=actor)
         self.session_id = session_id
         self.started_at = svc.started_at(session_id)
-        self.recognition = svc.recognition(session_id)
         self.outcome: SessionOutcome | None = None
         self.decided = threading.Event()
         self._todo: queue.Queue[Any] = queue.Queue()
@@ -91,7 +90,9 @@ class CameraSession:
                 return
             index, snap_id, image = item
             try:
-                result = retrying(self.svc.process_snapshot)(snap_id, self.recognition, image=image)
+                # The gallery is read again for every snapshot (one query): a student who withdrew
+                # consent or was erased during the lecture is no longer matched from then on.
+                result = retrying(self.svc.process_snapshot)(snap_id, None, image=image)
                 self.on_event("processed", {"index": index, "snapshot_id": snap_id, "faces": len(result.faces)})
             except Exception as exc:  # stored as FAILED on the snapshot row; capture goes on
                 log.exception("processing snapshot %s failed", snap_id)

@@ -20,7 +20,7 @@ from aas_core.db import repo, session_scope
 from aas_core.db.models import Course, Instructor, Role
 from aas_core.db.repo import StaleEdit
 from aas_core.domain.course_config import CourseConfig
-from aas_core.services.auth import AuthUser, require_course, require_role, visible_courses
+from aas_core.services.auth import AccessDenied, AuthUser, may_put_on_roster, require_course, require_role, visible_courses
 from aas_core.services.roster import RosterImport, RosterRow, apply_roster
 
 __all__ = ["StaleEdit", "CourseView", "RosterView", "add_students", "course_camera", "create_course", "get_course", "list_courses",
@@ -131,21 +131,35 @@ class RosterView:
 
 
 def roster(url: str, user: AuthUser, code: str) -> RosterView:
+    """The roster, and the existing students ``user`` may add to it: an admin every other
+    student; an instructor only students already on another of their own courses (an instructor
+    never sees students outside their courses)."""
     with session_scope(url) as s:
         course = _course(s, user, code)
         counts = repo.sample_counts(s, course)
         rows = [{"student_id": x.student_number, "name": x.name, "email": x.email or "", "consent": x.has_consent,
                  "samples": counts.get(x.student_number, 0)} for x in repo.roster(s, course)]
         on = {r["student_id"] for r in rows}
-        others = [(x.student_number, x.name) for x in repo.list_students(s) if x.student_number not in on]
+        candidates = repo.list_students(s) if user.is_admin else {
+            e.student.student_number: e.student for c in visible_courses(s, user) for e in c.enrollments}.values()
+        others = sorted((x.student_number, x.name) for x in candidates
+                        if x.student_number not in on and may_put_on_roster(user, x, course))
         return RosterView(rows, others)
 
 
 def add_students(url: str, user: AuthUser, code: str, student_numbers: Sequence[str]) -> int:
+    """Put existing students on the roster (all or none); ``AccessDenied`` for a student ``user``
+    may not add (``auth.may_put_on_roster``), without saying who the student is."""
     with session_scope(url) as s:
         course = _course(s, user, code)
-        return sum(repo.enroll_in_course(s, course, repo.get_student(s, sn), actor=user.username)
-                   for sn in student_numbers)
+        added = 0
+        for sn in student_numbers:
+            st = repo.find_student(s, sn)
+            if st is None or not may_put_on_roster(user, st, course):
+                raise AccessDenied(f"{sn} cannot be added by {user.username}: only an administrator can put a "
+                                   "student of another course on this roster")
+            added += repo.enroll_in_course(s, course, st, actor=user.username)
+        return added
 
 
 def remove_students(url: str, user: AuthUser, code: str, student_numbers: Sequence[str]) -> int:
@@ -156,4 +170,4 @@ def remove_students(url: str, user: AuthUser, code: str, student_numbers: Sequen
 
 def import_roster(url: str, user: AuthUser, code: str, rows: list[RosterRow]) -> RosterImport:
     with session_scope(url) as s:
-        return apply_roster(s, _course(s, user, code), rows, actor=user.username)
+        return apply_roster(s, _course(s, user, code), rows, user=user)

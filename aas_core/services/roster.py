@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from aas_core.db import repo
 from aas_core.db.models import Course
+from aas_core.services.auth import AuthUser, may_put_on_roster, require_course
 
 REQUIRED = ("student_id", "name")
 OPTIONAL = ("email",)
@@ -153,17 +154,30 @@ class RosterImport:
     created: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)  # put on the roster (new or existing students)
     already: list[str] = field(default_factory=list)  # were on the roster already
+    refused: list[str] = field(default_factory=list)  # existing students this user may not add
     warnings: list[str] = field(default_factory=list)
 
 
-def apply_roster(s: Session, course: Course, rows: list[RosterRow], *, actor: str) -> RosterImport:
-    """Create missing students and put every row on ``course``'s roster (one transaction: caller's)."""
+def apply_roster(s: Session, course: Course, rows: list[RosterRow], *, user: AuthUser) -> RosterImport:
+    """Create missing students and put every row on ``course``'s roster (one transaction: caller's).
+
+    An id that already exists is added only when ``user`` may put that student on the roster
+    (``auth.may_put_on_roster``); otherwise the row is refused with a message that names no one
+    (neither the student's name nor their other courses).
+    """
+    require_course(user, course)
+    actor = user.username
     result = RosterImport()
     for r in rows:
         st = repo.find_student(s, r.student_id)
         if st is None:
             st = repo.add_student(s, r.student_id, r.name, email=r.email, consent=False, actor=actor)
             result.created.append(r.student_id)
+        elif not may_put_on_roster(user, st, course):
+            result.refused.append(r.student_id)
+            result.warnings.append(f"line {r.line}: {r.student_id} is already registered by another course; "
+                                   "ask an administrator to add this student to your roster")
+            continue
         elif st.name != r.name:
             result.warnings.append(f"line {r.line}: {r.student_id} exists as {st.name!r}; kept that name")
         if repo.enroll_in_course(s, course, st, actor=actor):

@@ -192,6 +192,5 @@ def test_min_confidence_of_the_course_rules_is_applied(enrolled: dict[str, str],
     finally:
         aas(enrolled, "course", "config", "CS1", "--set", "rules.min_confidence=0")
     # no face of a synthetic classroom is that similar to its gallery: every sighting is "no evidence"
-    assert set(out["statuses"].values()) == {"absent"}
-    assert _accuracy(json.loads(aas(enrolled, "session", "run", "--course", "CS1", *map(str, snaps),
-                                    "--json").stdout)["statuses"], ss.truth) >= 0.95
+    # (with the default 0, the same images give >= 95 % right: test_session_run_json_gets_95_percent...)
+    assert set(out["statuses"]) == set(ss.truth) and set(out["statuses"].values()) == {"absent"}

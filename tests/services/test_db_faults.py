@@ -452,3 +452,28 @@ def test_session_start_embeds_roster_photos_without_holding_the_write_lock(sqlit
         assert s.get(ClassSession, sid) is not None
         assert s.scalar(select(func.count()).select_from(FaceSample)
                         .where(FaceSample.model_name == "fake:other-model")) == 3
+
+
+def test_a_consent_withdrawal_during_a_camera_session_stops_matching_from_the_next_snapshot(env) -> None:  # type: ignore[no-untyped-def]
+    """The gallery is read per snapshot: a student who withdraws consent after the first snapshot is
+    not recognised in the second (the lecture goes on; their earlier sighting stays evidence)."""
+    from aas_core.capture import ImageSequenceCamera
+    from aas_core.domain.course_config import SessionPlan
+    from aas_core.services.camera_session import CameraSession
+
+    url, store, pipe, settings = env
+    admin = AuthUser(0, "root", Role.ADMIN)
+
+    def on_event(kind: str, info: dict) -> None:
+        if kind == "processed" and info["index"] == 0:  # worker thread, before snapshot 2 is processed
+            with session_scope(url) as s:
+                privacy.withdraw_consent(s, store, admin, "A1")
+
+    seats = {SEAT_OF[sn] for sn in COURSES["A101"]}
+    run = CameraSession(SessionService(url, store, pipe, settings), ImageSequenceCamera([scene(seats)] * 2, name="cam"),
+                        SessionPlan.for_camera([0.0, 0.5], "cam"), course_code="A101", camera_name="cam",
+                        settle_s=0.0, on_event=on_event)
+    run.start()
+    outcome = run.wait(60)
+    assert outcome is not None
+    assert outcome.statuses == {"A1": "left_early", "A2": "attended", "A3": "attended"}

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from aas_core.db.models import Role
+from aas_core.services.auth import AuthUser
 from aas_core.services.roster import RosterFileError, apply_roster, parse_roster_csv
+
+ADMIN = AuthUser(0, "root", Role.ADMIN)
 
 
 def test_valid_file_with_and_without_email() -> None:
@@ -89,10 +93,10 @@ def test_apply_roster_creates_and_enrolls(tmp_path: Path) -> None:
         course = repo.add_course(s, "C1", "Course")
         repo.add_student(s, "s2", "Existing Name")
         p = parse_roster_csv("student_id,name\ns1,Ada\ns2,Other Name\n")
-        res = apply_roster(s, course, p.rows, actor="t")
+        res = apply_roster(s, course, p.rows, user=ADMIN)
         assert res.created == ["s1"] and sorted(res.added) == ["s1", "s2"]
         assert res.warnings and "kept that name" in res.warnings[0]
-        again = apply_roster(s, course, p.rows, actor="t")
+        again = apply_roster(s, course, p.rows, user=ADMIN)
         assert sorted(again.already) == ["s1", "s2"] and not again.created
         assert [x.student_number for x in repo.roster(s, course)] == ["s1", "s2"]
         assert not repo.get_student(s, "s1").has_consent  # consent is never implied by an import

@@ -584,3 +584,21 @@ def test_inspector_on_a_stored_snapshot(populated: dict[str, Any]) -> None:
     at.toggle(key="insp_sr_auto").set_value(True)
     ok(at.run())
     assert at.dataframe[0].value["enhanced"].any()
+
+
+def test_roster_picker_offers_only_the_instructors_own_students(populated: dict[str, Any]) -> None:
+    """Roster take-over: the Courses page never lists (or adds) a student of another instructor's course."""
+    from aas_core.db import repo, session_scope
+
+    url = populated["url"]
+    u = users(url)
+    with session_scope(url) as s:
+        other = repo.add_course(s, "OTHER1", "Someone else's", instructor_id=u["stranger_teacher"].instructor_id)
+        repo.enroll_in_course(s, other, repo.add_student(s, "X1", "Outsider Name"))
+        repo.add_course(s, "TEACH2", "Second course", instructor_id=u["teach"].instructor_id)
+    at = ok(page("courses.py", u["teach"]).run())
+    at.selectbox(key="courses_pick").set_value("TEACH2")
+    ok(at.run())
+    options = at.multiselect[0].options
+    assert len(options) == len(populated["students"]) and not any("X1" in o or "Outsider" in o for o in options)
+    assert "Outsider Name" not in texts(at)
