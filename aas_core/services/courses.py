@@ -20,7 +20,14 @@ from aas_core.db import repo, session_scope
 from aas_core.db.models import Course, Instructor, Role
 from aas_core.db.repo import StaleEdit
 from aas_core.domain.course_config import CourseConfig
-from aas_core.services.auth import AccessDenied, AuthUser, may_put_on_roster, require_course, require_role, visible_courses
+from aas_core.services.auth import (
+    AccessDenied,
+    AuthUser,
+    may_put_on_roster,
+    require_course,
+    require_role,
+    visible_courses,
+)
 from aas_core.services.roster import RosterImport, RosterRow, apply_roster
 
 __all__ = ["StaleEdit", "CourseView", "RosterView", "add_students", "course_camera", "create_course", "get_course", "list_courses",

@@ -26,13 +26,13 @@ from aas_core.db.models import (
 )
 from aas_core.domain.attendance import Status
 from aas_core.domain.course_config import CourseConfig
+from aas_core.media.draw import data_uri, draw_observations
 from aas_core.media.store import ImageStore
-from aas_core.services.auth import AuthUser, require_course
 from aas_core.services import privacy
+from aas_core.services.auth import AuthUser, require_course
 from aas_core.services.enrollment import SampleOutcome, enroll_images
 from aas_core.services.reports import presence_text
-from aas_core.services.sessions import SessionOutcome, SessionService
-from aas_core.media.draw import data_uri, draw_observations
+from aas_core.services.sessions import SessionOutcome, SessionService, session_plan
 
 STATUS_VALUES = [s.value for s in Status]
 
@@ -116,7 +116,7 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
     with session_scope(url) as s:
         sess = privacy.require_session(s, user, session_id)
         snaps = list(sess.snapshots)
-        n = SessionService._plan(sess).snapshots
+        n = session_plan(sess).snapshots
         # Only the students this session is about: its roster records and its matched faces.
         wanted = {r.student_id for r in sess.records} | {o.student_id for x in snaps for o in x.observations
                                                           if o.student_id is not None}

@@ -106,10 +106,6 @@ class SessionService:
         with session_scope(self.url) as s:
             return self._session(s, session_id).started_at
 
-    def plan(self, session_id: int) -> SessionPlan:
-        with session_scope(self.url) as s:
-            return self._plan(self._session(s, session_id))
-
     def store_snapshot(self, session_id: int, index: int, image: np.ndarray, *, camera: str | None = None,
                        light_used: bool = False, captured_at: datetime | None = None,
                        scheduled_offset_s: float | None = None) -> int:
@@ -146,13 +142,11 @@ class SessionService:
             threshold = course.config.recognition.threshold
         return Recognition(Gallery(ids, embs, self.pipeline.embedder.name) if ids else None, threshold)
 
-    def gallery(self, session_id: int) -> Gallery | None:
-        return self.recognition(session_id).gallery
-
-    def process_snapshot(self, snapshot_id: int, recognition: Recognition | Gallery | None = None, *,
+    def process_snapshot(self, snapshot_id: int, recognition: Recognition | None = None, *,
                          image: np.ndarray | None = None) -> PipelineResult:
         """Run the pipeline on a snapshot and store its face observations.
 
+        ``recognition``: gallery and threshold to match against (read now when not given).
         ``image``: the frame as captured (processed as is; the stored JPEG is the evidence).
         Without it the stored file is read (a resumed session).
         """
@@ -163,9 +157,7 @@ class SessionService:
             rel, session_id = snap.image_path, snap.session_id
         if image is None:
             image = self.store.load(rel)
-        if not isinstance(recognition, Recognition):
-            base = self.recognition(session_id)
-            recognition = base if recognition is None else Recognition(recognition, base.threshold)
+        recognition = recognition or self.recognition(session_id)
         try:
             result = self.pipeline.run(image, recognition.gallery, recognition.threshold)
         except Exception as exc:
@@ -199,7 +191,7 @@ class SessionService:
         with session_scope(self.url) as s:
             sess = self._session(s, session_id)
             course = sess.course
-            n = self._plan(sess).snapshots
+            n = session_plan(sess).snapshots
             snaps = {x.index: x for x in sess.snapshots}
             ordered = [snaps.get(k) for k in range(n)]
             students = repo.roster(s, course)
@@ -293,7 +285,7 @@ class SessionService:
             sess = self._session(s, session_id)
             pending = [x.id for x in sess.snapshots if x.status == SnapshotStatus.CAPTURED]
             have = {x.index for x in sess.snapshots}
-            n = self._plan(sess).snapshots
+            n = session_plan(sess).snapshots
         for k in range(n):
             if k not in have:
                 self.record_missing(session_id, k, "not captured: the session was interrupted")
@@ -310,7 +302,8 @@ class SessionService:
             raise repo.NotFound(f"no session {session_id}")
         return sess
 
-    @staticmethod
-    def _plan(sess: ClassSession) -> SessionPlan:
-        # Every session since migration 0004 has a plan; this covers rows written by hand.
-        return sess.capture_plan or SessionPlan.for_images(max([x.index + 1 for x in sess.snapshots] + [1]))
+
+def session_plan(sess: ClassSession) -> SessionPlan:
+    """The snapshot count and schedule a session was started with."""
+    # Every session since migration 0004 has a plan; this covers rows written by hand.
+    return sess.capture_plan or SessionPlan.for_images(max([x.index + 1 for x in sess.snapshots] + [1]))
