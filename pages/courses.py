@@ -12,6 +12,7 @@ from aas_core.services.auth import AccessDenied
 from aas_core.services.roster import RosterFileError, parse_roster_csv
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import database_url, settings
+from aas_core.ui.text import plain, plain_lines
 from aas_core.ui.widgets import flash, pick_course, show_flashes
 
 user = require_user(Role.INSTRUCTOR)
@@ -59,10 +60,10 @@ with st.expander("New course", expanded=not rows, icon=":material/add:"), st.for
                 svc.create_course(url, user, cfg, code, name or code, schedule=schedule, room=room,
                                   instructor_id=instructor_id)
                 st.session_state["aas_course"] = code.strip()
-                flash(f"Course {code.strip()} created")
+                flash(f"Course {plain(code.strip())} created")
                 st.rerun()
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
 
 
 if not courses:
@@ -74,7 +75,7 @@ assert picked is not None
 try:
     course = svc.get_course(url, user, picked.code)
 except AccessDenied as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
 
 tab_details, tab_roster, tab_plan, tab_camera = st.tabs(["Details", "Roster", "Capture plan & rules", "Camera"])
@@ -91,10 +92,10 @@ def _saved(save) -> list[str] | None:  # type: ignore[no-untyped-def]
         changed, new_version = save(st.session_state[VERSION_KEY])
     except svc.StaleEdit as exc:
         st.session_state[VERSION_KEY] = None  # the next save applies to the current values
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
     except ConfigError as exc:
-        st.error(f"Not saved: {exc}")
+        st.error(f"Not saved: {plain(exc)}")
         return None
     st.session_state[VERSION_KEY] = new_version
     return changed
@@ -130,7 +131,7 @@ with tab_details, st.form("course_details"):
 with tab_roster:
     roster = svc.roster(url, user, course.code)
     roster_rows, others = roster.rows, roster.others
-    st.markdown(f"**{len(roster_rows)} students on the roster of {course.code}**")
+    st.markdown(f"**{len(roster_rows)} students on the roster of {plain(course.code)}**")
     if roster_rows:
         st.dataframe(roster_rows, hide_index=True, width="stretch", column_config={
             "consent": st.column_config.CheckboxColumn("Consent"),
@@ -138,7 +139,7 @@ with tab_roster:
         missing = [r["student_id"] for r in roster_rows if not r["consent"] or r["samples"] == 0]
         if missing:
             st.warning(f"{len(missing)} student(s) cannot be recognised yet (no consent or no face samples): "
-                       f"{', '.join(missing[:10])}{'…' if len(missing) > 10 else ''}. Enroll them on **Students**.")
+                       f"{plain(', '.join(missing[:10]))}{'…' if len(missing) > 10 else ''}. Enroll them on **Students**.")
     a, b = st.columns(2)
     with a, st.form("roster_add", clear_on_submit=True):
         st.markdown("**Add existing students**")
@@ -151,9 +152,9 @@ with tab_roster:
             try:
                 added = svc.add_students(url, user, course.code, picked)
             except AccessDenied as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
             else:
-                flash(f"{added} student(s) added to {course.code}")
+                flash(f"{added} student(s) added to {plain(course.code)}")
                 st.rerun()
     with b, st.form("roster_remove", clear_on_submit=True):
         st.markdown("**Remove from roster**")
@@ -163,7 +164,7 @@ with tab_roster:
         st.caption("Their attendance history stays; they are no longer expected in new sessions.")
         if st.form_submit_button("Remove") and drop:
             n = svc.remove_students(url, user, course.code, drop)
-            flash(f"{n} student(s) removed from {course.code}", ":material/person_remove:")
+            flash(f"{n} student(s) removed from {plain(course.code)}", ":material/person_remove:")
             st.rerun()
 
     st.markdown("**Import a roster CSV** — columns `student_id,name[,email]` (comma or semicolon separated)")
@@ -172,21 +173,20 @@ with tab_roster:
         try:
             parsed = parse_roster_csv(up.getvalue())
         except RosterFileError as exc:
-            st.error(f"{up.name}: {exc}")
+            st.error(f"{plain(up.name)}: {plain(exc)}")
         else:
             if parsed.errors:
-                st.error(f"{len(parsed.errors)} row(s) cannot be imported:\n\n" +
-                         "\n".join(f"- {e}" for e in parsed.errors[:50]))
+                st.error(f"{len(parsed.errors)} row(s) cannot be imported:\n\n" + plain_lines(parsed.errors[:50]))
             if parsed.rows:
                 st.dataframe([{"line": r.line, "student_id": r.student_id, "name": r.name, "email": r.email or ""}
                               for r in parsed.rows], hide_index=True, width="stretch", height=200)
                 st.caption("Imported students have no recorded consent yet: record it on **Students** "
                            "before enrolling photos.")
-                if st.button(f"Import {len(parsed.rows)} valid row(s) into {course.code}", type="primary",
+                if st.button(f"Import {len(parsed.rows)} valid row(s) into {plain(course.code)}", type="primary",
                              key="roster_import"):
                     res = svc.import_roster(url, user, course.code, parsed.rows)
                     for w in res.warnings:  # flashed: a plain warning would vanish in the rerun below
-                        flash(w, ":material/warning:")
+                        flash(plain(w), ":material/warning:")
                     flash(f"Roster import: {len(res.created)} new students, {len(res.added)} added to the roster, "
                           f"{len(res.already)} already there" + (f", {len(res.refused)} refused" if res.refused else ""))
                     st.rerun()
@@ -207,7 +207,7 @@ with tab_plan:
         use_default = st.checkbox("Use the model's calibrated default", value=rec.threshold is None)
         thr_value = st.slider("Threshold", 0.0, 1.0, rec.threshold if rec.threshold is not None else 0.4, 0.01)
         if rec.source:
-            st.caption(f"Set from: {rec.source} (model {rec.model or 'any'})")
+            st.caption(f"Set from: {plain(rec.source)} (model {plain(rec.model or 'any')})")
         st.markdown("**Status rules**")
         r1, r2, r3 = st.columns(3)
         gaps = r1.number_input("Tolerated missed snapshots in between", 0, 9, rules.tolerate_gaps)
@@ -235,7 +235,7 @@ with tab_plan:
                            "min_present_fraction": min_frac, "min_confidence": min_conf},
                     recognition=new_rec)
             except (ConfigError, ValueError) as exc:
-                st.error(f"Not saved: {exc}")
+                st.error(f"Not saved: {plain(exc)}")
             else:
                 changed = _save_config(new)
                 if changed is not None:
@@ -254,7 +254,7 @@ with tab_camera:
         cams = camera_configs(cfg)
     except ValueError as exc:
         cams = {}
-        st.error(str(exc))
+        st.error(plain(exc))
     with st.form("course_camera"):
         names = [None, *sorted(cams)]
         current = course.config.camera

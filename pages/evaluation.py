@@ -19,6 +19,7 @@ from aas_core.services import courses as course_service
 from aas_core.tools.curves import eer, rates_at, roc
 from aas_core.tools.evaluation import EVAL_BACKENDS, EvalReport, evaluate_folder
 from aas_core.ui.auth import require_user
+from aas_core.ui.text import plain
 from aas_core.ui.resources import database_url, models_dir
 from aas_core.ui.widgets import flash, show_flashes
 
@@ -49,12 +50,12 @@ with st.form("eval_form"):
 if run:
     p = Path(folder).expanduser()
     if not p.is_dir():
-        st.error(f"{folder} is not a folder")
+        st.error(f"{plain(folder)} is not a folder")
     elif not chosen:
         st.error("Choose at least one model.")
     else:
         results: dict[str, EvalReport] = {}
-        with st.status(f"Evaluating {len(chosen)} model(s) on {p.name}…", expanded=True) as status:
+        with st.status(f"Evaluating {len(chosen)} model(s) on {plain(p.name)}…", expanded=True) as status:
             for b in chosen:
                 st.write(f"**{b}** …")
                 try:
@@ -62,7 +63,7 @@ if run:
                                            int(seed))
                     st.write(results[b].text())
                 except (FileNotFoundError, ValueError, ImportError) as exc:
-                    st.warning(f"{b}: skipped: {exc}")
+                    st.warning(f"{b}: skipped: {plain(exc)}")
             status.update(label=f"Evaluated {len(results)} model(s)", state="complete" if results else "error",
                           expanded=False)
         st.session_state["eval_results"] = {"folder": str(p), "reports": results}

@@ -10,6 +10,7 @@ from aas_core.config import redact_url
 from aas_core.db.models import Role
 from aas_core.services import dashboard, reports
 from aas_core.ui.auth import require_user
+from aas_core.ui.text import plain
 from aas_core.ui.resources import (
     base_config,
     database_url,
@@ -44,14 +45,14 @@ summary, risky = figures.summary, figures.at_risk
 
 # --- headline figures ----------------------------------------------------------------------
 if is_student:
-    st.subheader(f"Your attendance, {user.username}")
+    st.subheader(f"Your attendance, {plain(user.username)}")
     c1, c2, c3 = st.columns(3)
     c1.metric("Sessions recorded", len(all_records))
     c2.metric("Attendance rate (all)", "—" if figures.rate is None else f"{figures.rate:.0%}")
     c3.metric("This week", "—" if week_rate is None else f"{week_rate:.0%}")
     if not risky.empty:
         st.warning(f"Your attendance is below {reports.AT_RISK_DEFAULT:.0%} in "
-                   f"{', '.join(risky['course_code'])}.")
+                   f"{plain(', '.join(risky['course_code']))}.")
     if not all_records.empty:
         st.dataframe(all_records[["started_at", "course_code", "final_status", "presence", "override_reason"]].head(10),
                      hide_index=True, width="stretch")
@@ -138,7 +139,7 @@ if not is_student:
     with st.expander("What works on this installation"):
         for label, reason in _features(str(cfg_settings.resolved(cfg_settings.models_dir))):
             mark = ":green[:material/check_circle:]" if reason is None else ":orange[:material/warning:]"
-            st.markdown(f"{mark} **{label}**" + (f" — {reason}" if reason else ""))
+            st.markdown(f"{mark} **{label}**" + (f" — {plain(reason)}" if reason else ""))
     loaded = loaded_pipelines()
     if loaded:
         models: dict[str, list[str]] = {}
@@ -153,4 +154,4 @@ if not is_student:
                 get_pipeline(cfg)
                 st.rerun()
             except Exception as exc:  # noqa: BLE001 - show the reason (missing weights etc.)
-                st.error(f"Could not load the models: {exc}")
+                st.error(f"Could not load the models: {plain(exc)}")

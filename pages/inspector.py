@@ -18,6 +18,7 @@ from aas_core.services import courses as course_service
 from aas_core.services import in_transaction, privacy
 from aas_core.ui import stages
 from aas_core.ui.auth import require_user
+from aas_core.ui.text import plain
 from aas_core.media.draw import SOURCE_HEX, draw_detections, side_by_side
 from aas_core.ui.enroll import IMAGE_TYPES
 from aas_core.ui.resources import (
@@ -86,7 +87,7 @@ if source == "Upload":
             image = _decode(up.getvalue(), up.name)
             img_name = up.name
         except ImageError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
 else:
     if not snaps:
         sb.caption("No stored snapshots in your courses yet.")
@@ -99,7 +100,7 @@ else:
             image = in_transaction(url, privacy.snapshot_image, store, user, snap_id)
             img_name = snap_labels[snap_id]
         except (FileNotFoundError, PermissionError) as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
 
 sb.header("Pipeline")
 profile = sb.selectbox("Profile", ["auto", *PROFILES], key="insp_profile",
@@ -167,7 +168,7 @@ if image is None:
 try:
     pipeline = get_pipeline(config)
 except Exception as exc:  # noqa: BLE001 - missing weights, unknown backend: say which
-    st.error(f"Cannot build this pipeline: {exc}")
+    st.error(f"Cannot build this pipeline: {plain(exc)}")
     st.stop()
 
 default_thr = course.config.recognition.threshold if course else None
@@ -177,14 +178,14 @@ threshold = sb.slider("Recognition threshold", 0.0, 1.0, float(round(default_thr
 
 gallery = stages.course_gallery(url, user, course.code, pipeline.embedder.name) if course else None
 if course and gallery is None:
-    st.warning(f"{course.code} has no enrolled faces for {pipeline.embedder.name} (the first session with this "
+    st.warning(f"{plain(course.code)} has no enrolled faces for {pipeline.embedder.name} (the first session with this "
                "model re-embeds stored photos): matching is skipped.")
 
 img_hash = hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest()
 try:
     res = stages.run_staged(pipeline, image, gallery, threshold, img_hash)
 except Exception as exc:  # noqa: BLE001
-    st.error(f"The pipeline failed on this image: {exc}")
+    st.error(f"The pipeline failed on this image: {plain(exc)}")
     st.stop()
 result = res.as_pipeline_result()
 
@@ -193,7 +194,7 @@ t = res.timings_ms
 mc = st.columns(6)
 for col, k in zip(mc, ["persons", "faces", "enhance", "embed", "match", "total"]):
     col.metric(f"{k} (ms)", f"{t.get(k, 0):.0f}")
-st.caption(f"{img_name} · {image.shape[1]}×{image.shape[0]} · {len(res.persons)} persons · {len(res.faces)} faces · "
+st.caption(f"{plain(img_name)} · {image.shape[1]}×{image.shape[0]} · {len(res.persons)} persons · {len(res.faces)} faces · "
            f"model {res.model_name} · threshold {res.threshold:.2f} · stage times as measured when first computed "
            "(cached results are reused until a knob they depend on changes)")
 

@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from aas_core.db import limits as _limits  # noqa: F401  registers the length check on every flush
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
