@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from aas_core.ui.errors import run_page
+
 st.set_page_config(page_title="AAS — attendance", page_icon="🎓", layout="wide")
 
 PAGES = [
@@ -14,4 +16,5 @@ PAGES = [
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/science:"),
 ]
 
-st.navigation(PAGES).run()
+# An uncaught error shows the user only an error id; the details go to the server log.
+run_page(st.navigation(PAGES))

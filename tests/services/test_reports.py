@@ -44,8 +44,8 @@ def db(db_url: str) -> str:
     url = db_url
     init_db(url)
     with session_scope(url) as s:
-        inst = create_user(s, "teach", "password123", Role.INSTRUCTOR)
-        other = create_user(s, "other", "password123", Role.INSTRUCTOR)
+        inst = create_user(s, "teach", "plum-orbit-lantern-42", Role.INSTRUCTOR)
+        other = create_user(s, "other", "plum-orbit-lantern-42", Role.INSTRUCTOR)
         inst_id = to_auth_user(s, inst).instructor_id
         other_id = to_auth_user(s, other).instructor_id
         students = {sn: repo.add_student(s, sn, f"Name {sn}", consent=True) for sn in ("s1", "s2", "s3", "s4")}
@@ -69,7 +69,7 @@ def db(db_url: str) -> str:
                                               student_id=students[sn].id, similarity=0.6))
                 s.add(FaceObservation(snapshot_id=snap.id, x1=0, y1=0, x2=10, y2=10, det_score=0.9,
                                       top_matches=[["s1", 0.21], ["s2", 0.1]]))
-        create_user(s, "stud1", "password123", Role.STUDENT, student_number="s1")
+        create_user(s, "stud1", "plum-orbit-lantern-42", Role.STUDENT, student_number="s1")
     return url
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 COURSE = "CS101"
-PASSWORD = "password123"
+PASSWORD = "plum-orbit-lantern-42"  # noqa: S105 - passes the password policy (zxcvbn >= 2)
 
 
 def _url(tmp_path: Path) -> str:
