@@ -23,6 +23,7 @@ from .base import (
     capture_with_light,
     decode_image,
     grab_with_retry,
+    grab_within,
     lit,
     redact_url,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "dahua_login_hash",
     "decode_image",
     "grab_with_retry",
+    "grab_within",
     "lit",
     "make_camera",
     "redact_url",

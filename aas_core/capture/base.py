@@ -20,11 +20,18 @@ from urllib.parse import quote, urlsplit
 
 import cv2
 import numpy as np
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from aas_core.media import decode as media_decode
 from aas_core.media.decode import DEFAULT_MAX_PIXELS
-from aas_core.redact import redact_url
+from aas_core.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ __all__ = [
     "capture_with_light",
     "decode_image",
     "grab_with_retry",
+    "grab_within",
     "lit",
     "redact_url",
     "scrub",
@@ -52,9 +60,14 @@ __all__ = [
 class CameraError(RuntimeError):
     """A camera could not deliver an image or switch its light.
 
-    Messages are meant for the UI ("why is snapshot 2 missing?") and are built from redacted
-    URLs only: they never contain passwords or tokens.
+    Messages are meant for the UI ("why is snapshot 2 missing?") and are stored with the
+    snapshot. They are built from redacted URLs, and the message is passed through
+    ``redact_text`` here as well: a URL that slipped in from a library message
+    (``?user=admin&pwd=...``) must not reach the database, a log or the page.
     """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact_text(message), *args)
 
 
 class CaptureCancelled(CameraError):
@@ -133,15 +146,18 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
 # --- decoding ----------------------------------------------------------------------------
 
 
-def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_bytes: int = 64 * 1024 * 1024) -> np.ndarray:
     """JPEG/PNG bytes -> BGR uint8 image, or ``CameraError`` naming the (redacted) source.
 
     Decoding and its limits are :func:`aas_core.media.decode.decode_image`'s (one decoder for
-    uploads and cameras); only the wording is the camera's: an HTML body is called one,
-    because a camera that answers with its login page is the usual cause.
+    uploads and cameras: the format is sniffed from the bytes and the pixel count is read
+    from the header before any pixel is decoded); only the wording is the camera's: an HTML
+    body is called one, because a camera that answers with its login page is the usual cause.
+    Any other failure of the decoder is a ``CameraError`` too, never a raw library error.
     """
     try:
-        return media_decode.decode_image(data, name=source, max_pixels=max_pixels)
+        return media_decode.decode_image(data, name=source, max_pixels=max_pixels, max_bytes=max_bytes)
     except media_decode.ImageError as exc:
         if exc.problem == "empty":
             message = f"{source}: empty image body"
@@ -154,6 +170,8 @@ def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
         else:
             message = str(exc)
         raise CameraError(message) from None
+    except Exception as exc:  # noqa: BLE001 - the camera's bytes are hostile input (incl. MemoryError)
+        raise CameraError(f"{source}: could not decode the image ({type(exc).__name__})") from None
 
 
 def check_frame(img: np.ndarray | None, source: str) -> np.ndarray:
@@ -215,6 +233,53 @@ REAL_CLOCK = RealClock()
 # --- retry and light -----------------------------------------------------------------------
 
 
+def grab_within(
+    camera: Camera,
+    timeout_s: float,
+    *,
+    clock: Clock = REAL_CLOCK,
+    stop: threading.Event | None = None,
+) -> np.ndarray:
+    """``camera.grab()``, given up after ``timeout_s`` on ``clock`` (or when ``stop`` is set).
+
+    Why a helper thread: the backends bound their own requests (``httpio.request``), but
+    not everything can be bounded from inside -- a camera that trickles its HTTP headers,
+    a DNS lookup, an FFmpeg call that ignores its timeout. The grab runs in a daemon thread
+    and the caller stops waiting at the deadline: ``CameraError`` (the snapshot is then
+    recorded missing and the light switched off by the caller's ``lit``), or
+    ``CaptureCancelled`` on ``stop`` so that stopping a session never waits for a stuck
+    camera. The abandoned thread ends on its own at the backend's timeout; its result is
+    dropped. With a virtual clock (tests) the deadline does not pass while the grab runs.
+    """
+    name = camera_name(camera)
+    outcome: dict[str, object] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["image"] = camera.grab()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    deadline = clock.monotonic() + max(0.0, timeout_s)
+    threading.Thread(target=work, name=f"aas-grab {name}", daemon=True).start()
+    while not done.is_set():
+        if stop is not None and stop.is_set():
+            raise CaptureCancelled(f"{name}: capture cancelled")
+        left = deadline - clock.monotonic()
+        if left <= 0:
+            log.warning("%s: grab still running after %.1f s; abandoned", name, timeout_s)
+            raise CameraError(f"{name}: no image within {timeout_s:.1f} s (camera stuck or sending too slowly); "
+                              "gave up")
+        done.wait(min(left, 0.05) if stop is not None else left)
+    error = outcome.get("error")
+    if error is not None:
+        raise error  # type: ignore[misc]
+    return outcome["image"]  # type: ignore[return-value]
+
+
 def grab_with_retry(
     camera: Camera,
     deadline_s: float,
@@ -222,6 +287,7 @@ def grab_with_retry(
     *,
     backoff_s: float = 0.5,
     max_backoff_s: float = 5.0,
+    min_attempt_s: float = 1.0,
     clock: Clock = REAL_CLOCK,
     stop: threading.Event | None = None,
 ) -> np.ndarray:
@@ -230,8 +296,10 @@ def grab_with_retry(
     Why a deadline and not only a count: a snapshot is only meaningful near its scheduled
     time, and a camera that hangs for its full timeout on every attempt would otherwise push
     the capture minutes late. No attempt starts after the deadline (a backoff is cut short
-    so that a last attempt starts at it); an attempt already running is bounded by the
-    backend's own timeout. Non-camera exceptions (bugs) are not retried.
+    so that a last attempt starts at it), and an attempt still running at the deadline is
+    abandoned (``grab_within``; an attempt that starts at the deadline still gets
+    ``min_attempt_s``), so the whole call ends within ``deadline_s + min_attempt_s`` whatever
+    the camera does. Non-camera exceptions (bugs) are not retried.
     """
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
@@ -256,9 +324,13 @@ def grab_with_retry(
             f"last error: {_failure(state)}"
         )
 
+    def attempt() -> np.ndarray:
+        return grab_within(camera, max(deadline - clock.monotonic(), min_attempt_s), clock=clock, stop=stop)
+
     backoff = wait_exponential(multiplier=backoff_s, max=max_backoff_s)
     retryer = Retrying(
-        retry=retry_if_exception_type(CameraError),  # anything else is a bug: raised at once
+        # anything else is a bug: raised at once; a cancel is not retried either
+        retry=retry_if_exception_type(CameraError) & retry_if_not_exception_type(CaptureCancelled),
         # no attempt after the deadline, and a backoff is cut short so the last one starts at it
         stop=stop_after_attempt(attempts) | (lambda state: deadline - clock.monotonic() <= 0),
         wait=lambda state: min(backoff(state), deadline - clock.monotonic()),
@@ -268,7 +340,7 @@ def grab_with_retry(
     )
     if stop is not None and stop.is_set():
         raise cancelled()
-    return retryer(camera.grab)
+    return retryer(attempt)
 
 
 def _failure(state: RetryCallState) -> BaseException | None:

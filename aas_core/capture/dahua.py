@@ -36,7 +36,8 @@ import numpy as np
 from pydantic import SecretStr
 
 from .base import DEFAULT_MAX_PIXELS, CameraError, decode_image, redact_url, scrub
-from .stream import StreamCamera, http_error_message, status_message
+from .httpio import DEFAULT_MAX_BODY_BYTES, SMALL_BODY_BYTES, request
+from .stream import StreamCamera, status_message
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class DahuaCamera:
         use_light: bool = True,
         verify_tls: bool = True,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        self.max_body_bytes = max_body_bytes
         base = host if "://" in host else f"http://{host}"
         self._base = base.rstrip("/")
         self.display_url = redact_url(self._base)
@@ -94,7 +97,8 @@ class DahuaCamera:
         self.max_pixels = max_pixels
         self._client = httpx.Client(base_url=self._base, timeout=self.timeout_s, verify=verify_tls)
         rtsp = rtsp_url.get_secret_value() if isinstance(rtsp_url, SecretStr) else rtsp_url
-        self._stream = StreamCamera(rtsp, timeout_s=max(self.timeout_s, 5.0), name=self.name) if rtsp else None
+        self._stream = (StreamCamera(rtsp, timeout_s=max(self.timeout_s, 5.0), name=self.name, max_pixels=max_pixels)
+                        if rtsp else None)
         self._session: Any = None
         self._keepalive_s = 60.0
         self._last_used = 0.0
@@ -106,10 +110,9 @@ class DahuaCamera:
         return [self._password]
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._client.post(path, json=payload)
-        except httpx.HTTPError as exc:
-            raise CameraError(http_error_message(self.name, exc, self.timeout_s, self._secrets())) from None
+        # timeout_s bounds the whole request; an RPC answer is small (httpio.request)
+        response = request(self._client, "POST", path, name=self.name, timeout_s=self.timeout_s,
+                           max_bytes=SMALL_BODY_BYTES, secrets=self._secrets(), json=payload)
         if response.status_code != 200:
             raise CameraError(status_message(self.name, response, f"{path} request"))
         try:
@@ -223,17 +226,12 @@ class DahuaCamera:
     def grab(self) -> np.ndarray:
         if self._stream is not None:
             return self._stream.grab()
-        try:
-            response = self._client.get(
-                "/cgi-bin/snapshot.cgi",
-                params={"channel": self.channel + 1},
-                auth=httpx.DigestAuth(self.username, self._password),
-            )
-        except httpx.HTTPError as exc:
-            raise CameraError(http_error_message(self.name, exc, self.timeout_s, self._secrets())) from None
+        response = request(self._client, "GET", "/cgi-bin/snapshot.cgi", name=self.name, timeout_s=self.timeout_s,
+                           max_bytes=self.max_body_bytes, secrets=self._secrets(),
+                           params={"channel": self.channel + 1}, auth=httpx.DigestAuth(self.username, self._password))
         if response.status_code != 200:
             raise CameraError(status_message(self.name, response, "snapshot.cgi"))
-        return decode_image(response.content, self.name, self.max_pixels)
+        return decode_image(response.content, self.name, self.max_pixels, self.max_body_bytes)
 
     def close(self) -> None:
         with self._lock:

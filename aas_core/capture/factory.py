@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from .base import Camera, redact_url
 from .dahua import DahuaCamera
 from .http_light import HttpLight, RequestSpec, WithLight
+from .httpio import DEFAULT_MAX_BODY_BYTES
 from .images import ImageSequenceCamera
 from .ipwebcam import IPWebcamCamera
 from .stream import SnapshotURLCamera, StreamCamera
@@ -62,7 +63,10 @@ class CameraConfig(BaseModel):
     auth: Literal["basic", "digest"] = "basic"
     channel: int = Field(default=0, ge=0)
     paths: list[str] = Field(default_factory=list)
+    #: Bounds one whole HTTP request of the camera (not each read: see ``httpio.request``).
     timeout_s: float = Field(default=5.0, gt=0, le=120)
+    #: Largest image body accepted from the camera; a bigger answer is refused unread.
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=512 * 1024 * 1024)
     use_builtin_light: bool = True
     light: LightConfig | None = None
     verify_tls: bool = True
@@ -146,6 +150,7 @@ def make_camera(config: CameraConfig) -> Camera:
             password=pw,
             auth=config.auth,
             verify_tls=config.verify_tls,
+            max_body_bytes=config.max_body_bytes,
         )
     elif config.kind == "ipwebcam":
         assert url is not None
@@ -157,6 +162,7 @@ def make_camera(config: CameraConfig) -> Camera:
             name=config.name,
             use_torch=config.use_builtin_light and config.light is None,
             verify_tls=config.verify_tls,
+            max_body_bytes=config.max_body_bytes,
         )
     elif config.kind == "dahua":
         assert config.host and config.username and pw is not None
@@ -170,6 +176,7 @@ def make_camera(config: CameraConfig) -> Camera:
             name=config.name,
             use_light=config.use_builtin_light and config.light is None,
             verify_tls=config.verify_tls,
+            max_body_bytes=config.max_body_bytes,
         )
     elif config.kind == "images":
         camera = ImageSequenceCamera(config.paths, name=config.name or "images")

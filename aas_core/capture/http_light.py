@@ -14,18 +14,24 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .base import Camera, CameraError, LightController, camera_name, redact_url, url_password
-from .stream import http_error_message, status_message
+from .httpio import SMALL_BODY_BYTES, request
+from .stream import status_message
 
 __all__ = ["RequestSpec", "HttpLight", "WithLight"]
 
 
 class RequestSpec(BaseModel):
-    """One HTTP request. Header values and the password are secrets (tokens live there)."""
+    """One HTTP request. The URL, header values and the password are secrets (tokens live there).
+
+    The URL is a ``SecretStr`` because smart plugs and relay boards take their key in it
+    (``http://plug/relay?apikey=...``, ``http://u:pw@board/``): a dump of the config must not
+    show it; ``describe()`` shows it redacted, ``url_value`` is for sending only.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     method: Literal["GET", "POST", "PUT", "PATCH"] = "POST"
-    url: str
+    url: SecretStr
     json_body: dict[str, Any] | list[Any] | None = Field(default=None, alias="json")
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     username: str | None = None
@@ -34,14 +40,18 @@ class RequestSpec(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0)
     verify_tls: bool = True
 
+    @property
+    def url_value(self) -> str:
+        return self.url.get_secret_value()
+
     def describe(self) -> str:
         """``POST http://host/path`` with credentials redacted (for messages and the UI)."""
-        return f"{self.method} {redact_url(self.url)}"
+        return f"{self.method} {redact_url(self.url_value)}"
 
     def secret_values(self) -> list[str | None]:
         vals: list[str | None] = [v.get_secret_value() for v in self.headers.values()]
         vals.append(self.password.get_secret_value() if self.password else None)
-        vals.append(url_password(self.url))
+        vals.append(url_password(self.url_value))
         return vals
 
 
@@ -66,12 +76,10 @@ class HttpLight:
             auth = httpx.DigestAuth(spec.username, pw) if spec.auth == "digest" else httpx.BasicAuth(spec.username, pw)
         headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
         label = f"{self.name} ({spec.describe()})"
-        try:
-            response = self._client.request(
-                spec.method, spec.url, json=spec.json_body, headers=headers, auth=auth, timeout=spec.timeout_s
-            )
-        except httpx.HTTPError as exc:
-            raise CameraError(http_error_message(label, exc, spec.timeout_s, spec.secret_values())) from None
+        # timeout_s bounds the whole request, and a light's answer is small (httpio.request)
+        response = request(self._client, spec.method, spec.url_value, name=label, timeout_s=spec.timeout_s,
+                           max_bytes=SMALL_BODY_BYTES, secrets=spec.secret_values(), json=spec.json_body,
+                           headers=headers, auth=auth)
         if not 200 <= response.status_code < 300:
             raise CameraError(status_message(label, response, "light request"))
 

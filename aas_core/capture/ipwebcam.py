@@ -14,7 +14,8 @@ import numpy as np
 from pydantic import SecretStr
 
 from .base import DEFAULT_MAX_PIXELS, CameraError, decode_image, redact_url, url_password
-from .stream import http_error_message, status_message
+from .httpio import DEFAULT_MAX_BODY_BYTES, SMALL_BODY_BYTES, Answer, request
+from .stream import status_message
 
 __all__ = ["IPWebcamCamera"]
 
@@ -33,7 +34,9 @@ class IPWebcamCamera:
         use_torch: bool = True,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         verify_tls: bool = True,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        self.max_body_bytes = max_body_bytes
         if "://" not in base_url:
             base_url = f"http://{base_url}"
         self._base = base_url.rstrip("/")
@@ -47,19 +50,17 @@ class IPWebcamCamera:
         self._client = httpx.Client(base_url=self._base, timeout=self.timeout_s, auth=auth, verify=verify_tls)
         self.max_pixels = max_pixels
 
-    def _get(self, path: str, what: str) -> httpx.Response:
-        try:
-            response = self._client.get(path)
-        except httpx.HTTPError as exc:
-            secrets = [self._password, url_password(self._base)]
-            raise CameraError(http_error_message(self.name, exc, self.timeout_s, secrets)) from None
+    def _get(self, path: str, what: str, max_bytes: int = SMALL_BODY_BYTES) -> Answer:
+        # timeout_s bounds the whole request and max_bytes its body (see httpio.request)
+        response = request(self._client, "GET", path, name=self.name, timeout_s=self.timeout_s, max_bytes=max_bytes,
+                           secrets=[self._password, url_password(self._base)])
         if response.status_code != 200:
             raise CameraError(status_message(self.name, response, what))
         return response
 
     def grab(self) -> np.ndarray:
-        response = self._get("/shot.jpg", "still image (/shot.jpg)")
-        return decode_image(response.content, self.name, self.max_pixels)
+        response = self._get("/shot.jpg", "still image (/shot.jpg)", self.max_body_bytes)
+        return decode_image(response.content, self.name, self.max_pixels, self.max_body_bytes)
 
     def light(self, on: bool) -> None:
         if not self.has_light:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from aas_core.domain.plans import CapturePlan
+from aas_core.redact import redact_text
 
 from .base import REAL_CLOCK, Camera, CameraError, CaptureCancelled, Clock, camera_name, capture_shot
 
@@ -136,10 +137,11 @@ class SessionRunner:
         self._thread.start()
 
     def stop(self, timeout_s: float | None = 10.0) -> bool:
-        """Cancel: wakes the wait at once; a grab in progress ends within its own timeout.
+        """Cancel: wakes the wait at once; a grab in progress is abandoned (``grab_within``).
 
-        The light is still switched off (``capture_shot``'s ``finally``). Returns whether
-        the thread has ended within ``timeout_s``.
+        The light is still switched off (``capture_shot``'s ``finally``; that request is
+        bounded by the light's own timeout). Returns whether the thread has ended within
+        ``timeout_s``.
         """
         self._stop.set()
         return self.join(timeout_s)
@@ -171,6 +173,7 @@ class SessionRunner:
             self._status = replace(self._status, **{name: getattr(self._status, name) + (value,)})
 
     def _error(self, message: str) -> None:
+        message = redact_text(message)  # shown on the Live page: no URL credential may reach it
         log.warning("%s: %s", self.camera_label, message)
         self._append("errors", message)
 
@@ -181,9 +184,10 @@ class SessionRunner:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - a caller bug must not end the session
             log.exception("%s callback failed", what)
-            self._append("errors", f"{what} callback failed: {type(exc).__name__}: {exc}")
+            self._append("errors", redact_text(f"{what} callback failed: {type(exc).__name__}: {exc}"))
 
     def _missing(self, index: int, message: str) -> None:
+        message = redact_text(message)  # stored with the snapshot by the callback
         self._append("missing", index)
         self._error(f"snapshot {index + 1}: {message}")
         self._call("on_missing", self.on_missing, index, message)

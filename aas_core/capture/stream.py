@@ -23,10 +23,11 @@ from .base import (
     scrub,
     url_password,
 )
+from .httpio import DEFAULT_MAX_BODY_BYTES, Answer, http_error_message, request
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StreamCamera", "SnapshotURLCamera", "http_error_message"]
+__all__ = ["StreamCamera", "SnapshotURLCamera", "http_error_message", "status_message"]
 
 
 #: OpenCV's FFmpeg backend reads its demuxer options from this variable at every open.
@@ -198,24 +199,7 @@ class StreamCamera:
         return f"StreamCamera(source={self.display_source!r}, timeout_s={self.timeout_s})"
 
 
-def http_error_message(name: str, exc: Exception, timeout_s: float, secrets: list[str | None]) -> str:
-    """Plain-language message for an httpx failure, without URLs or credentials."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        what = f"connection timed out after {timeout_s:.1f} s (host unreachable?)"
-    elif isinstance(exc, httpx.TimeoutException):
-        what = f"no answer within {timeout_s:.1f} s"
-    elif isinstance(exc, httpx.ConnectError):
-        what = f"cannot connect ({exc})"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        what = f"connection dropped mid-response ({exc})"
-    elif isinstance(exc, httpx.HTTPError):
-        what = f"{type(exc).__name__}: {exc}"
-    else:
-        what = f"{type(exc).__name__}: {exc}"
-    return scrub(f"{name}: {what}", secrets)
-
-
-def status_message(name: str, response: httpx.Response, what: str) -> str:
+def status_message(name: str, response: httpx.Response | Answer, what: str) -> str:
     """Message for an unexpected HTTP status (401/403 get a credentials hint)."""
     code = response.status_code
     if code in (401, 403):
@@ -228,7 +212,9 @@ class SnapshotURLCamera:
 
     Each ``grab`` is one HTTP GET, so every image is current (no stream staleness). Optional
     basic or digest auth; a body that does not decode gives ``CameraError`` (cameras answer
-    login pages or error text with status 200 surprisingly often).
+    login pages or error text with status 200 surprisingly often). ``timeout_s`` bounds the
+    whole request, not each read, and a body over ``max_body_bytes`` is not read
+    (``httpio.request``).
     """
 
     def __init__(
@@ -243,9 +229,11 @@ class SnapshotURLCamera:
         verify_tls: bool = True,
         light: LightController | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         client: httpx.Client | None = None,
     ) -> None:
         self._url = url
+        self.max_body_bytes = max_body_bytes
         self.display_url = redact_url(url)
         self.name = name or f"snapshot {self.display_url}"
         self.timeout_s = float(timeout_s)
@@ -268,13 +256,11 @@ class SnapshotURLCamera:
         return [self._password, url_password(self._url)]
 
     def grab(self) -> np.ndarray:
-        try:
-            response = self._client.get(self._url)
-        except httpx.HTTPError as exc:
-            raise CameraError(http_error_message(self.name, exc, self.timeout_s, self._secrets())) from None
+        response = request(self._client, "GET", self._url, name=self.name, timeout_s=self.timeout_s,
+                           max_bytes=self.max_body_bytes, secrets=self._secrets())
         if response.status_code != 200:
             raise CameraError(status_message(self.name, response, "snapshot request"))
-        return decode_image(response.content, self.name, self.max_pixels)
+        return decode_image(response.content, self.name, self.max_pixels, self.max_body_bytes)
 
     def light(self, on: bool) -> None:
         if self._light is not None:

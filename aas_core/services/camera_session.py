@@ -25,6 +25,7 @@ from aas_core.capture.base import Camera
 from aas_core.capture.runner import SessionRunner
 from aas_core.db.retry import retrying
 from aas_core.domain.course_config import PlanConfig, SessionPlan, camera_session_plan, draw_seed
+from aas_core.redact import redact_text
 from aas_core.services.sessions import SessionOutcome, SessionService
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class CameraSession:
         self.plan = plan
         self.offsets = list(plan.offsets_s)
         self.on_event = on_event or (lambda kind, info: None)
+        # The name is stored on the session and every snapshot row: never a URL with credentials.
+        camera_name = redact_text(camera_name)
         resuming = session_id is not None
         if session_id is None:
             session_id = svc.start(course_code, camera_name=camera_name, plan=plan, seed=seed, actor=actor)
@@ -59,6 +62,9 @@ class CameraSession:
         self.started_at = svc.started_at(session_id)
         self.outcome: SessionOutcome | None = None
         self.decided = threading.Event()
+        # Set by stop() before deciding: a runner thread that outlived stop() (its light
+        # request still timing out) must not add snapshots to a session already decided.
+        self._closing = threading.Event()
         self._todo: queue.Queue[Any] = queue.Queue()
         self._worker = threading.Thread(target=self._process_loop, name=f"process-session-{session_id}", daemon=True)
         self.runner = SessionRunner(camera, self.offsets, on_snapshot=self._snapshot, on_missing=self._missing,
@@ -71,6 +77,9 @@ class CameraSession:
 
     # --- runner thread -----------------------------------------------------------------------
     def _snapshot(self, index: int, image: np.ndarray, captured_at: datetime, camera: str, light_used: bool) -> None:
+        if self._closing.is_set():
+            log.warning("session %s: snapshot %d arrived after stop; not stored", self.session_id, index + 1)
+            return
         snap_id = retrying(self.svc.store_snapshot)(self.session_id, index, image, camera=camera,
                                                     light_used=light_used, captured_at=_naive_utc(captured_at),
                                                     scheduled_offset_s=self.offsets[index])
@@ -78,6 +87,9 @@ class CameraSession:
         self._todo.put((index, snap_id, image))  # processed as captured, not re-read from the JPEG
 
     def _missing(self, index: int, error: str) -> None:
+        if self._closing.is_set():
+            return
+        error = redact_text(error)  # stored in snapshots.error and shown on the page
         retrying(self.svc.record_missing)(self.session_id, index, error)
         self.on_event("missing", {"index": index, "error": error})
 
@@ -96,14 +108,14 @@ class CameraSession:
                 self.on_event("processed", {"index": index, "snapshot_id": snap_id, "faces": len(result.faces)})
             except Exception as exc:  # stored as FAILED on the snapshot row; capture goes on
                 log.exception("processing snapshot %s failed", snap_id)
-                self.on_event("failed", {"index": index, "error": f"{exc.__class__.__name__}: {exc}"})
+                self.on_event("failed", {"index": index, "error": redact_text(f"{exc.__class__.__name__}: {exc}")})
 
     def _decide(self) -> None:
         try:
             self.outcome = retrying(self.svc.finalize_or_abort)(self.session_id, actor=self.actor)
         except Exception as exc:
             log.exception("deciding session %s failed", self.session_id)
-            self.on_event("failed", {"index": -1, "error": f"{exc.__class__.__name__}: {exc}"})
+            self.on_event("failed", {"index": -1, "error": redact_text(f"{exc.__class__.__name__}: {exc}")})
         finally:
             self.decided.set()
             self.on_event("decided", {"index": -1, "session_id": self.session_id})
@@ -117,9 +129,18 @@ class CameraSession:
     def finished(self) -> bool:
         return self.decided.is_set()
 
-    def stop(self, *, close_camera: bool = False) -> SessionOutcome | None:
-        """Stop capturing and decide from the snapshots taken so far (None = aborted)."""
-        self.runner.stop()
+    def stop(self, *, close_camera: bool = False, runner_timeout_s: float = 5.0) -> SessionOutcome | None:
+        """Stop capturing and decide from the snapshots taken so far (None = aborted).
+
+        Returns promptly even when the camera is stuck: the runner abandons a grab in
+        progress at once; if its thread has still not ended after ``runner_timeout_s`` (a
+        light request hanging on a dead camera), the session is decided without it and
+        anything that thread delivers later is dropped.
+        """
+        if not self.runner.stop(runner_timeout_s):
+            log.warning("session %s: capture thread still busy after %.0f s; deciding without it",
+                        self.session_id, runner_timeout_s)
+        self._closing.set()
         if not self.decided.is_set():
             self._todo.put(_DECIDE)  # the runner does not call on_done after stop()
         self._worker.join()

@@ -20,7 +20,17 @@ can check it is switched off after a failed grab): ``delay_s``, ``fail_next(k, s
 ``drop_next(k)`` (connection closed mid-body), ``stall_stream`` (MJPEG stops sending but
 keeps the connection open), ``expire_sessions()`` (Dahua), ``light_fail_next(k)``.
 
-Observations: ``events`` (ordered log), ``torch_on``, ``dahua_light_on``, ``light_on``.
+Body faults on the still-image endpoints (``/shot.jpg``, ``/snapshot.jpg``,
+``/cgi-bin/snapshot.cgi``), in force until ``clear_body_fault()``:
+``trickle(interval_s, in_headers=False)`` (a real JPEG, one byte every ``interval_s``; with
+``in_headers`` the status line itself trickles), ``huge_body(size, announce=True)`` (``size``
+bytes streamed from a generator, with or without ``Content-Length``; ``body_bytes_sent``
+says how much the client actually took), ``non_image(body, ctype="image/jpeg")`` (text
+served as an image), ``lying_length(claimed, body=None)`` (``Content-Length: claimed`` over
+a body of another size).
+
+Observations: ``events`` (ordered log), ``torch_on``, ``dahua_light_on``, ``light_on``,
+``body_bytes_sent``.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ import cv2
 import numpy as np
 
 IMAGE_PATHS = ("/shot.jpg", "/snapshot.jpg", "/video", "/cgi-bin/snapshot.cgi")
+STILL_PATHS = ("/shot.jpg", "/snapshot.jpg", "/cgi-bin/snapshot.cgi")
 LIGHT_PATHS = ("/enabletorch", "/disabletorch", "/RPC2")
 
 DAHUA_LOGIN_CHALLENGE = 268632079
@@ -105,6 +116,20 @@ class Event:
     light_on: bool = False  # light state when the event happened
 
 
+@dataclass(frozen=True)
+class BodyFault:
+    """How the still-image endpoints answer while the fault is set (see the module docstring)."""
+
+    kind: str  # "trickle" | "huge" | "non_image" | "lying_length"
+    interval_s: float = 2.0
+    in_headers: bool = False
+    size: int = 0
+    announce: bool = True
+    claimed: int = 0
+    body: bytes | None = None
+    ctype: str = "image/jpeg"
+
+
 @dataclass
 class _Faults:
     fail: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)  # (status, paths)
@@ -148,6 +173,8 @@ class FakeCamera:
         self.pending_logins: dict[str, str] = {}  # session -> random
         self.digest_nonces: set[str] = set()
         self.keepalive_interval = 60
+        self.body_fault: BodyFault | None = None
+        self.body_bytes_sent = 0
         self._faults = _Faults()
         self._closing = threading.Event()
 
@@ -187,6 +214,24 @@ class FakeCamera:
 
     def light_fail_next(self, k: int, status: int = 500) -> None:
         self.fail_next(k, status, LIGHT_PATHS)
+
+    def trickle(self, interval_s: float = 2.0, *, in_headers: bool = False) -> None:
+        """Send each image one byte every ``interval_s`` (per-read timeouts never fire)."""
+        self.body_fault = BodyFault("trickle", interval_s=interval_s, in_headers=in_headers)
+
+    def huge_body(self, size: int, *, announce: bool = True) -> None:
+        """Answer ``size`` bytes (JPEG marker, then zeros), generated as sent: no memory needed."""
+        self.body_fault = BodyFault("huge", size=size, announce=announce)
+
+    def non_image(self, body: bytes = b"<html><body>Please log in</body></html>", ctype: str = "image/jpeg") -> None:
+        self.body_fault = BodyFault("non_image", body=body, ctype=ctype)
+
+    def lying_length(self, claimed: int, body: bytes | None = None) -> None:
+        """``Content-Length: claimed`` over ``body`` (default: the next JPEG), then close."""
+        self.body_fault = BodyFault("lying_length", claimed=claimed, body=body)
+
+    def clear_body_fault(self) -> None:
+        self.body_fault = None
 
     def expire_sessions(self) -> None:
         with self.lock:
@@ -354,6 +399,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self._pre(path):
             return
+        body_fault = fake.body_fault
+        if body_fault is not None and path in STILL_PATHS:
+            fake.log("image_fault", f"{body_fault.kind} {path}")
+            try:
+                self._body_fault(body_fault)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass  # the client gave up: what a camera sees when AAS stops reading
+            self.close_connection = True
+            return
         if path in ("/shot.jpg", "/snapshot.jpg", "/cgi-bin/snapshot.cgi"):
             fake.log("image", path)
             self._send(200, fake.next_jpeg(), "image/jpeg")
@@ -374,6 +428,57 @@ class _Handler(BaseHTTPRequestHandler):
             self._mjpeg()
         else:
             self._send(404, b"not found")
+
+    def _sent(self, n: int) -> None:
+        with self.fake.lock:
+            self.fake.body_bytes_sent += n
+
+    def _body_fault(self, f: BodyFault) -> None:
+        fake = self.fake
+        if f.kind == "trickle":
+            jpg = fake.next_jpeg()
+            head = (f"HTTP/1.0 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n").encode()
+            if not f.in_headers:
+                self.wfile.write(head)
+                self.wfile.flush()
+                head = b""
+            for i in range(len(head) + len(jpg)):
+                if fake.closing.wait(f.interval_s):
+                    return
+                byte = head[i : i + 1] if i < len(head) else jpg[i - len(head) : i - len(head) + 1]
+                self.wfile.write(byte)
+                self.wfile.flush()
+                self._sent(1)
+        elif f.kind == "huge":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            if f.announce:
+                self.send_header("Content-Length", str(f.size))
+            self.end_headers()
+            chunk = bytes(64 * 1024)
+            first = b"\xff\xd8\xff\xe0" + chunk[4:]
+            left = f.size
+            while left > 0 and not fake.closing.is_set():
+                part = (first if left == f.size else chunk)[: min(len(chunk), left)]
+                self.wfile.write(part)
+                self._sent(len(part))
+                left -= len(part)
+        elif f.kind == "non_image":
+            self._send(200, f.body or b"", f.ctype)
+            self._sent(len(f.body or b""))
+        elif f.kind == "lying_length":
+            body = f.body if f.body is not None else fake.next_jpeg()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(f.claimed))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self._sent(len(body))
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _mjpeg(self) -> None:
         fake = self.fake
