@@ -52,7 +52,10 @@ def init(ctx: typer.Context) -> None:
         init_db(c.url)
     except Exception as exc:
         raise fail(f"could not initialise {redact_url(c.url)}: {exc.__class__.__name__}: {exc}") from None
-    typer.echo(f"database ready: {redact_url(c.url)}")
+    from aas_core.cli.admin import sweep_at_startup
+
+    swept = sweep_at_startup(c.settings)  # files left by a crashed writer (kill -9 mid-write)
+    typer.echo(f"database ready: {redact_url(c.url)}" + (f" ({swept} orphan files removed)" if swept else ""))
 
 
 

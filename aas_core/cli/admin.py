@@ -8,7 +8,7 @@ Commands (all audited with actor ``cli``; whoever can run the CLI on the server 
 * ``aas export COURSE [--out FILE]``            attendance CSV (stdout without --out)
 * ``aas health [--json]``                        which features work with the models present
 * ``aas student consent SID`` / ``aas student withdraw SID`` / ``aas student erase SID --yes``
-* ``aas user list`` / ``aas user disable NAME`` / ``aas user enable NAME`` / ``aas user passwd NAME``
+* ``aas user list`` / ``aas user disable NAME`` / ``aas user enable NAME``
 
 Settings come from the root callback's context object (``ctx.obj.settings``, as set by
 ``aas_core.cli.root``), so ``--database-url`` and ``--models-dir`` work as for every command.
@@ -17,8 +17,6 @@ Settings come from the root callback's context object (``ctx.obj.settings``, as 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,8 +142,30 @@ def student_erase(ctx: typer.Context, sid: str,
 
     if not yes:
         raise _fail(f"erasing {sid} cannot be undone; repeat with --yes")
-    counts = _run(ctx, lambda session, s: privacy.erase_student(session, _store(s), CLI_ADMIN, sid))
+
+    def work(session, s: Settings) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        counts = privacy.erase_student(session, _store(s), CLI_ADMIN, sid)
+        # Files a killed process was writing (an enrollment of this student, say) have no row
+        # erase_student could find: the journal of files in flight names them.
+        orphans = privacy.sweep_orphan_files(session, _store(s), CLI_ADMIN, journal_only=True)
+        return {**counts, **({"orphan_files": len(orphans)} if orphans else {})}
+
+    counts = _run(ctx, work)
     typer.echo(f"student {sid} erased: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def sweep_at_startup(settings: Settings) -> int:
+    """Delete the files of crashed writers that no row refers to (the store's pending journal),
+    at startup (``aas init``): a ``kill -9`` mid-write must not leave biometric files until the
+    next ``aas purge``. Returns how many files went. Cheap when the journal is empty."""
+    from aas_core.db import session_scope
+    from aas_core.services import privacy
+
+    store = _store(settings)
+    if not store.pending_entries():
+        return 0
+    with session_scope(settings.database_url) as session:
+        return len(privacy.sweep_orphan_files(session, store, CLI_ADMIN, journal_only=True))
 
 
 # --- accounts -------------------------------------------------------------------------------------
@@ -189,31 +209,6 @@ def user_enable(ctx: typer.Context, username: str) -> None:
     _set_active(ctx, username, True)
 
 
-def user_passwd(ctx: typer.Context, username: str) -> None:
-    """Set a new password. Password: AAS_NEW_PASSWORD (automation) or prompted, never an argument."""
-    from sqlalchemy import select
-
-    from aas_core.db import repo
-    from aas_core.db.models import User
-    from aas_core.services.auth import hash_password
-
-    password = os.environ.get("AAS_NEW_PASSWORD")
-    if not password:
-        if not sys.stdin.isatty():
-            raise _fail("no password: set AAS_NEW_PASSWORD or run in a terminal to be prompted")
-        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
-
-    def work(session, s: Settings) -> None:  # type: ignore[no-untyped-def]
-        u = session.scalar(select(User).where(User.username == username))
-        if u is None:
-            raise repo.NotFound(f"no user {username!r}")
-        u.password_hash = hash_password(password)
-        repo.audit(session, CLI_ADMIN.username, "user.password", "user", username)
-
-    _run(ctx, work)
-    typer.echo(f"password of {username} changed")
-
-
 # --- registration ---------------------------------------------------------------------------------
 
 def _names(app: typer.Typer) -> set[str]:
@@ -230,7 +225,7 @@ def register(app: typer.Typer, *, user_app: typer.Typer | None = None, student_a
             if name not in _names(student_app):
                 student_app.command(name)(fn)
     if user_app is not None:
-        for name, fn in (("list", user_list), ("disable", user_disable), ("enable", user_enable),
-                         ("passwd", user_passwd)):
+        # `aas user passwd` lives in aas_core.cli.user (it applies the password policy with the username)
+        for name, fn in (("list", user_list), ("disable", user_disable), ("enable", user_enable)):
             if name not in _names(user_app):
                 user_app.command(name)(fn)

@@ -18,7 +18,10 @@ def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, t
                 as_json: Annotated[bool, typer.Option("--json")] = False,
                 profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
     """Run a session from stored snapshots (in order) instead of a camera."""
-    from aas_core.services.sessions import NoSnapshots, SessionService
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from aas_core.redact import redact_text
+    from aas_core.services.sessions import NoSnapshots, SessionFailed, SessionService, one_line
 
     c = ctx_of(ctx)
     loaded = read_images(list(images), c.settings.max_image_pixels)
@@ -28,8 +31,12 @@ def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, t
     svc = SessionService(c.url, store(c), pipeline(c, profile), c.settings)
     try:
         outcome = svc.run_from_images(course, [img for _, img in loaded], actor=CLI_ADMIN.username)  # type: ignore[misc]
-    except (LookupError, ValueError, NoSnapshots) as exc:
-        raise fail(str(exc)) from None
+    except (LookupError, ValueError, NoSnapshots, SessionFailed) as exc:
+        # SessionFailed: disk full, or the database lost for good; the session is aborted (or the
+        # message says how to close it). Never statuses then, and never a traceback.
+        raise fail(redact_text(str(exc))) from None
+    except (SQLAlchemyError, OSError) as exc:  # before the session existed (opening it)
+        raise fail(redact_text(f"the session could not be started: {one_line(exc)}")) from None
     if as_json:
         typer.echo(json.dumps(outcome.as_json()))
         return

@@ -1,11 +1,34 @@
 """Image storage on disk under the data dir, with non-guessable names; paths go in the DB.
 
 Paths stored in the DB are relative to the data dir so the folder can be moved.
+
+Nothing half-written, nothing unaccounted for
+--------------------------------------------
+* Every image is written to ``<name>.part`` in its final folder, fsynced, then renamed over
+  the final name (``os.replace``) and the folder fsynced: a crash never leaves a truncated
+  image under a name a row may point to.
+* *Before* any byte of an image is written, its relative path is recorded in the pending
+  journal: one small marker file per ``save``/``save_many`` call in ``<data>/.pending/``
+  (JSON: the paths, the writer's host, pid and process start time), itself written to a
+  temp name, fsynced and renamed. The marker is removed once the file is settled: its row
+  committed (:func:`discard_on_rollback` hooks the session's commit), or the file deleted
+  again. A process killed at any point (``kill -9``, power loss, disk full) therefore leaves
+  a marker naming every file it may have orphaned; ``services.privacy.sweep_orphan_files``
+  deletes those no row refers to as soon as the writer is gone, whatever their age
+  (:meth:`ImageStore.pending_entries` tells live writers from dead ones).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import secrets
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,27 +37,166 @@ import numpy as np
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+log = logging.getLogger(__name__)
+
+#: Folder of the data dir holding the pending journal (bookkeeping, never images).
+PENDING_DIR = ".pending"
+_TMP = ".part"  # suffix of a file being written; never referenced by a row
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist), write ``data`` and fsync it before returning.
+
+    The one place bytes reach the disk (tests make it fail with ENOSPC to simulate a full disk).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)  # the data is on disk before the rename makes it visible under its final name
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename/creation in ``path`` durable (not supported everywhere: best effort there)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # e.g. filesystems that refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+# --- who wrote a marker, and is it still running -----------------------------------------------
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a Linux process, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2:].split()  # the command name may contain spaces and ')'
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def _writer() -> dict[str, object]:
+    """Identity of this process as a writer: a pid alone could be reused after a crash."""
+    pid = os.getpid()  # asked every time: a forked child is another writer
+    stat = _proc_stat(pid)
+    return {"host": socket.gethostname(), "pid": pid, "start": stat[1] if stat else None}
+
+
+def writer_alive(host: str | None, pid: int | None, start: str | None) -> bool | None:
+    """True/False when we can tell whether that writer is still running, None when we cannot
+    (another host sharing the data dir)."""
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return None
+    if Path("/proc/self/stat").exists():
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):  # gone, or dead and not yet reaped
+            return False
+        return start is None or stat[1] == start  # same pid, other start time: pid reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """One marker of the pending journal."""
+
+    marker: Path
+    paths: tuple[str, ...]  # relative paths the writer meant to write (and maybe did)
+    alive: bool | None  # the writer: running, gone, or unknown (another host)
+    age_s: float
+
+
+# Markers this process wrote and still holds: abs file path -> marker, marker -> unsettled files.
+_LOCK = threading.Lock()
+_MARKER_OF: dict[Path, Path] = {}
+_OPEN: dict[Path, set[Path]] = {}
+
 
 class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    # --- writing -----------------------------------------------------------------------------------
     def save(self, kind: str, image_bgr: np.ndarray, ext: str = ".jpg", quality: int = 92) -> str:
-        """Write an image and return its relative path, e.g. ``snapshots/2026/11/<random>.jpg``."""
-        if image_bgr is None or image_bgr.size == 0:
+        """Write an image and return its relative path, e.g. ``snapshots/2026/11/<random>.jpg``.
+
+        The path is journaled before the write (see the module doc); it stays journaled until
+        :meth:`settle` (after its row committed) or :meth:`delete`.
+        """
+        [rel] = self.save_many(kind, [image_bgr], ext=ext, quality=quality)
+        assert rel is not None
+        return rel
+
+    def save_many(self, kind: str, images: Sequence[np.ndarray | None], ext: str = ".jpg",
+                  quality: int = 92) -> list[str | None]:
+        """Write several images (None entries are skipped and give None) under one journal marker.
+
+        All or nothing: if any write fails (a full disk, an encoding error), the files of this
+        call already written are deleted, the marker removed and the error raised.
+        """
+        if any(img is not None and img.size == 0 for img in images):
             raise ValueError("refusing to store an empty image")
         day = datetime.now(UTC)
-        rel = Path(kind) / f"{day:%Y}" / f"{day:%m}" / f"{secrets.token_urlsafe(18)}{ext}"
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        rels: list[str | None] = [
+            (Path(kind) / f"{day:%Y}" / f"{day:%m}" / f"{secrets.token_urlsafe(18)}{ext}").as_posix()
+            if img is not None else None for img in images]
+        wanted = [r for r in rels if r is not None]
+        if not wanted:
+            return rels
         params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == ".jpg" else []
-        ok, buf = cv2.imencode(ext, image_bgr, params)
-        if not ok:
-            raise ValueError(f"could not encode image as {ext}")
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(buf.tobytes())
-        tmp.replace(path)  # atomic: a crash never leaves a half-written image under the final name
-        return rel.as_posix()
+        marker = self._journal(wanted)  # before any image byte: a crash from here on is accounted for
+        written: list[str] = []
+        try:
+            folders = set()
+            for rel, img in zip(rels, images, strict=True):
+                if rel is None:
+                    continue
+                ok, buf = cv2.imencode(ext, img, params)
+                if not ok:
+                    raise ValueError(f"could not encode image as {ext}")
+                path = self.root / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                written.append(rel)
+                self._replace_atomically(path, buf.tobytes(), sync_dir=False)
+                folders.add(path.parent)
+            for folder in folders:  # one fsync per folder makes every rename of this call durable
+                _fsync_dir(folder)
+        except BaseException:
+            # Undo this call: no file of a failed batch stays behind, and nothing to journal then.
+            for rel in written:
+                self._remove(self.root / rel)
+            with _LOCK:
+                for rel in wanted:
+                    _MARKER_OF.pop(self.root / rel, None)
+                _OPEN.pop(marker, None)
+            _unlink(marker)
+            raise
+        return rels
 
     def overwrite(self, rel: str, image_bgr: np.ndarray, quality: int = 92) -> None:
         """Replace the content of an existing stored image in place (e.g. a face blacked out), atomically."""
@@ -46,10 +208,122 @@ class ImageStore:
         ok, buf = cv2.imencode(ext, image_bgr, params)
         if not ok:
             raise ValueError(f"could not encode image as {ext}")
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(buf.tobytes())
-        tmp.replace(path)
+        # Journaled too: a crash mid-write would leave the temp file behind (the file itself is
+        # referenced, so a sweep keeps it and only removes the temp).
+        marker = self._journal([rel], track=False)
+        try:
+            self._replace_atomically(path, buf.tobytes())
+        finally:
+            _unlink(marker)
 
+    def _replace_atomically(self, path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+        tmp = path.with_name(path.name + _TMP)
+        _unlink(tmp)  # a leftover of a crashed earlier attempt at this very name
+        try:
+            _write_file(tmp, data)
+            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+        except BaseException:
+            _unlink(tmp)
+            raise
+        if sync_dir:
+            _fsync_dir(path.parent)
+
+    def _remove(self, path: Path) -> None:
+        _unlink(path)
+        _unlink(path.with_name(path.name + _TMP))
+
+    # --- the pending journal ------------------------------------------------------------------------
+    def _journal(self, rels: list[str], *, track: bool = True) -> Path:
+        folder = self.root / PENDING_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / f"{secrets.token_hex(12)}.json"
+        body = json.dumps({"paths": rels, **_writer(), "created": time.time()}).encode()
+        tmp = marker.with_name(marker.name + _TMP)
+        try:
+            _write_file(tmp, body)
+            os.replace(tmp, marker)  # a marker is whole or absent (a sweep never reads half of one)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        _fsync_dir(folder)  # the marker is durable before the first image byte is written
+        if not track:
+            return marker
+        with _LOCK:
+            _OPEN[marker] = {self.root / r for r in rels}
+            for r in rels:
+                _MARKER_OF[self.root / r] = marker
+        return marker
+
+    def settle(self, rel: str | None) -> None:
+        """``rel`` no longer needs the journal (its row committed, or it was deleted): drop its
+        marker once every file of that marker is settled."""
+        if not rel:
+            return
+        path = self.root / rel
+        with _LOCK:
+            marker = _MARKER_OF.pop(path, None)
+            if marker is None:
+                return
+            left = _OPEN.get(marker)
+            if left is not None:
+                left.discard(path)
+                if left:
+                    return
+                del _OPEN[marker]
+        try:
+            _unlink(marker)
+        except OSError:  # runs in a commit hook: a marker left behind only costs a check by the next sweep
+            log.warning("could not remove journal marker %s", marker, exc_info=True)
+
+    def pending_entries(self) -> list[PendingEntry]:
+        """The markers of the pending journal, with whether their writer still runs.
+
+        Unreadable markers (not possible from :meth:`save`, which renames whole markers into
+        place) are reported with no paths and an unknown writer.
+        """
+        folder = self.root / PENDING_DIR
+        if not folder.is_dir():
+            return []
+        now = time.time()
+        out = []
+        for marker in sorted(folder.iterdir()):
+            if not marker.is_file():
+                continue
+            try:
+                age = now - marker.stat().st_mtime
+            except FileNotFoundError:  # settled meanwhile
+                continue
+            if marker.name.endswith(_TMP):  # a marker being written (or a crash while writing one)
+                out.append(PendingEntry(marker, (), None, age))
+                continue
+            try:
+                data = json.loads(marker.read_text())
+                paths = tuple(p for p in data.get("paths", []) if isinstance(p, str))
+                alive = writer_alive(data.get("host"), data.get("pid"), data.get("start"))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, AttributeError):
+                paths, alive = (), None
+            out.append(PendingEntry(marker, paths, alive, age))
+        return out
+
+    def discard_pending(self, entry: PendingEntry, *, delete: Sequence[str] = ()) -> int:
+        """Clean up after a dead writer: delete the files ``delete`` (paths of ``entry`` that no
+        row refers to), the temp files of every path of the entry, then the marker.
+        Returns the number of files deleted."""
+        n = 0
+        for rel in entry.paths:
+            try:
+                path = self.path(rel)
+            except ValueError:  # a marker naming a path outside the data dir is not ours to follow
+                continue
+            if rel in delete and _unlink(path):
+                n += 1
+            _unlink(path.with_name(path.name + _TMP))
+        _unlink(entry.marker)
+        return n
+
+    # --- reading ---------------------------------------------------------------------------------
     def path(self, rel: str) -> Path:
         p = (self.root / rel).resolve()
         if self.root.resolve() not in p.parents:
@@ -66,13 +340,20 @@ class ImageStore:
         if not rel:
             return False
         try:
-            self.path(rel).unlink()
+            path = self.path(rel)
+            path.unlink()
             return True
         except FileNotFoundError:
             return False
+        finally:
+            self.settle(rel)  # deleted (or never there): nothing left to account for
 
     def all_files(self) -> list[Path]:
-        return [p for p in self.root.rglob("*") if p.is_file()] if self.root.exists() else []
+        """Every stored file (the pending journal is bookkeeping, not a stored file)."""
+        if not self.root.exists():
+            return []
+        journal = self.root / PENDING_DIR
+        return [p for p in self.root.rglob("*") if p.is_file() and journal not in p.parents]
 
 
 _PENDING_KEY = "aas_files_to_discard_on_rollback"
@@ -83,7 +364,8 @@ def discard_on_rollback(session: Session, store: ImageStore, rel: str) -> None:
 
     Call it right after ``store.save`` for a file that a row of this transaction will point
     to: a failure later in the transaction (or in its commit) then leaves neither the row
-    nor an orphan image on disk. After a commit the file is kept and forgotten here.
+    nor an orphan image on disk. After a commit the file is kept, and its journal marker
+    dropped (:meth:`ImageStore.settle`).
     """
     if not session.in_transaction():
         session.begin()  # so that a rollback of this unit of work is an event we see
@@ -96,7 +378,10 @@ def discard_on_rollback(session: Session, store: ImageStore, rel: str) -> None:
 
 
 def _forget_pending(session: Session) -> None:
-    session.info.get(_PENDING_KEY, []).clear()
+    pending = session.info.get(_PENDING_KEY, [])
+    while pending:
+        store, rel = pending.pop()
+        store.settle(rel)  # its row is committed: a crash from now on orphans nothing
 
 
 def _discard_pending(session: Session, previous_transaction: object) -> None:
