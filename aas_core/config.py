@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=30_000_000)
     retention_days: int = Field(default=180, description="Snapshots/crops older than this are purged.")
 
+    # --- enrollment uploads (one request of the Students page) --------------------------------
+    max_upload_files: int = Field(default=20, ge=1, description="Photos enrolled per upload; the rest are skipped.")
+    max_upload_pixels: int = Field(default=200_000_000, ge=1,
+                                   description="Decoded pixels per upload, all photos together; the rest are skipped.")
+
     def resolved(self, p: Path) -> Path:
         return p if p.is_absolute() else (Path.cwd() / p)
 

@@ -5,6 +5,8 @@ Students (role student) see and manage only themselves.
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from aas_core.db.models import Role
@@ -13,6 +15,7 @@ from aas_core.services.auth import AccessDenied, AuthUser
 from aas_core.ui import enroll as en
 from aas_core.ui.auth import require_user
 from aas_core.media.draw import fit, jpeg_bytes
+from aas_core.ui.text import plain
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
 from aas_core.ui.webcam import live_capture
 from aas_core.ui.widgets import flash, show_flashes
@@ -27,8 +30,12 @@ st.title(":material/school: " + ("My photos & consent" if is_student else "Stude
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _thumb(db: str, viewer: AuthUser, sample_id: int, side: int = 200) -> bytes | None:
-    """A gallery thumbnail, read through the access-checked service (cached per viewer and sample)."""
+def _thumb(db: str, viewer: AuthUser, sample_id: int, image_path: str | None, side: int = 200) -> bytes | None:
+    """A gallery thumbnail, read through the access-checked service (cached per viewer and sample).
+
+    ``image_path`` (a random name per stored photo) is part of the key: SQLite reuses the id
+    of a deleted row, so a key of the id alone could show a withdrawn student's photo for
+    someone else's new sample."""
     try:
         return jpeg_bytes(fit(svc.sample_photo(db, store, viewer, sample_id), side))
     except (FileNotFoundError, LookupError, ValueError, AccessDenied):
@@ -68,19 +75,60 @@ if not is_student:
                     new_sid = svc.create_student(url, user, sid, name, email=email,
                                                  consent=consent and user.is_admin, course_code=course_code)
                 except (ValueError, LookupError, AccessDenied) as exc:
-                    st.error(str(exc))
+                    st.error(plain(exc))
                 else:
                     st.session_state["students_pick"] = new_sid
-                    flash(f"Student {new_sid} added" + (f" to {course_code}" if course_code else ""))
+                    flash(f"Student {plain(new_sid)} added" + (f" to {plain(course_code)}" if course_code else ""))
                     st.rerun()
     with left:
         st.markdown(f"**{len(rows)} student(s)**" + ("" if user.is_admin else " on your courses"))
         if rows:
             st.dataframe(rows, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rows)),
                          column_config={"consent": st.column_config.CheckboxColumn("Consent"),
-                                        "samples": st.column_config.NumberColumn("Photos")})
+                                        "samples": st.column_config.NumberColumn("Photos"),
+                                        "held": st.column_config.NumberColumn("Held for review")})
         else:
             st.info("No students yet: add one with the form, or import a roster CSV on **Courses**.")
+
+# --- photos held for review (instructors / admins) -------------------------------------------------
+
+
+def _review_queue() -> None:
+    """Every held photo of the reviewer's students: photo, reason, Accept / Reject (one service call each)."""
+    held = svc.pending_samples(url, user)
+    if not held:
+        return
+    st.markdown(f"#### :material/pending: Held for review ({len(held)})")
+    st.caption("Held photos are not used for recognition until accepted. Reject photos that do not show the student.")
+    for x in held:
+        pic, info, act = st.columns([1, 3, 2])
+        data = _thumb(url, user, x.id, x.image_path, 160)
+        if data:
+            pic.image(data, width="stretch")
+        info.markdown(f"**{plain(x.student_number)} — {plain(x.name)}** · {x.source} by {x.added_by or 'unknown'} · "
+                      f"{x.created_at:%Y-%m-%d %H:%M}")
+        info.caption(plain(x.reason or ""))
+        why = act.text_input("Reason (needed to reject)", key=f"review_reason_{x.id}")
+        ok_col, no_col = act.columns(2)
+        try:
+            if ok_col.button("Accept", key=f"review_accept_{x.id}", type="primary"):
+                svc.review_sample(url, store, user, x.id, accept=True, reason=why)
+                flash(f"Photo of {plain(x.student_number)} accepted", ":material/check_circle:")
+                st.rerun()
+            if no_col.button("Reject", key=f"review_reject_{x.id}"):
+                if not why.strip():
+                    act.error("Give a reason: the student sees it.")
+                else:
+                    svc.review_sample(url, store, user, x.id, accept=False, reason=why)
+                    _thumb.clear()
+                    flash(f"Photo of {plain(x.student_number)} rejected", ":material/cancel:")
+                    st.rerun()
+        except (ValueError, LookupError, AccessDenied) as exc:  # e.g. reviewed meanwhile in another tab
+            act.error(plain(exc))
+
+
+if not is_student:
+    _review_queue()
 
 if not listing.names:
     st.stop()
@@ -98,11 +146,11 @@ else:
 try:
     detail = svc.student_detail(url, user, current)
 except AccessDenied as exc:
-    st.error(str(exc))
+    st.error(plain(exc))
     st.stop()
 has_consent, consent_at = detail.has_consent, detail.consent_given_at
 
-st.subheader(f"{current} — {names[current]}")
+st.subheader(f"{plain(current)} — {plain(names[current])}")
 
 # consent -------------------------------------------------------------------------------------
 c1, c2 = st.columns([3, 1])
@@ -114,7 +162,7 @@ else:
 
 @st.dialog("Withdraw consent?")
 def _withdraw_dialog(sn: str) -> None:
-    st.write(f"Every face photo, embedding and face crop of **{sn}** is deleted. Attendance records stay.")
+    st.write(f"Every face photo, embedding and face crop of **{plain(sn)}** is deleted. Attendance records stay.")
     if st.button("Withdraw consent and delete photos", type="primary"):
         counts = svc.withdraw_consent(url, store, user, sn)
         flash(f"Consent withdrawn; {counts['samples']} sample(s) and {counts['crop_files']} crop(s) deleted",
@@ -124,13 +172,13 @@ def _withdraw_dialog(sn: str) -> None:
 
 @st.dialog("Erase student?")
 def _erase_dialog(sn: str) -> None:
-    st.write(f"Deletes **{sn}**, their photos, embeddings, face crops, attendance records and account. "
+    st.write(f"Deletes **{plain(sn)}**, their photos, embeddings, face crops, attendance records and account. "
              "This cannot be undone.")
     confirm = st.text_input("Type the student ID to confirm")
     if st.button("Erase", type="primary", disabled=confirm.strip() != sn):
         svc.erase_student(url, store, user, sn)
         st.session_state.pop("students_pick", None)
-        flash(f"Student {sn} erased", ":material/delete:")
+        flash(f"Student {plain(sn)} erased", ":material/delete:")
         st.rerun()
 
 
@@ -153,21 +201,26 @@ if not has_consent:
 else:
     gen = st.session_state.setdefault("enroll_gen", 0)
     tab_up, tab_cam, tab_vid = st.tabs(["Upload photos", "Webcam", "Short video"])
-    pending: list[tuple[str, bytes]] = []
+    uploads: list[tuple[str, bytes]] = []
     source = "upload"
     video: tuple[str, bytes] | None = None
     with tab_up:
         files = st.file_uploader("Photos of this student only (several angles, good light)", type=en.IMAGE_TYPES,
-                                 accept_multiple_files=True, key=f"enroll_files_{gen}")
+                                 accept_multiple_files=True, key=f"enroll_files_{gen}",
+                                 help=f"At most {cfg.max_upload_files} photos and {cfg.max_upload_pixels / 1e6:.0f} MP "
+                                      "per upload; more are skipped with a message.")
+        if files and len(files) > cfg.max_upload_files:
+            st.warning(f"{len(files)} photos: only the first {cfg.max_upload_files} are enrolled in one upload.")
         if files and st.button(f"Enroll {len(files)} photo(s)", type="primary", key="enroll_upload"):
-            pending = [(f.name, f.getvalue()) for f in files]
+            # Bytes only (compressed, capped in size); each photo is decoded when its turn comes.
+            uploads = [(f.name, f.getvalue()) for f in files]
     with tab_cam:
         cam_mode = st.radio("Camera", ["Snapshot", "Live webcam (streaming)"], horizontal=True,
                             key="enroll_cam_mode", label_visibility="collapsed")
         if cam_mode == "Snapshot":
             shot = st.camera_input("Take a photo", key=f"enroll_cam_{gen}")
             if shot is not None and st.button("Enroll this photo", type="primary", key="enroll_webcam"):
-                pending, source = [("webcam.jpg", shot.getvalue())], "webcam"
+                uploads, source = [("webcam.jpg", shot.getvalue())], "webcam"
         else:
             try:
                 live_pipe = get_pipeline(base_config()[0])
@@ -176,7 +229,7 @@ else:
             else:
                 grabbed = live_capture(live_pipe, key="enroll_live")
                 if grabbed is not None:
-                    pending, source = [grabbed], "webcam"
+                    uploads, source = [grabbed], "webcam"
     with tab_vid:
         st.caption("A few seconds turning the head slightly: one frame every 0.5 s is checked, the best are kept.")
         vid = st.file_uploader("Video", type=en.VIDEO_TYPES, key=f"enroll_video_{gen}")
@@ -184,53 +237,65 @@ else:
         if vid is not None and st.button("Enroll from video", type="primary", key="enroll_from_video"):
             video = (vid.name, vid.getvalue())
 
-    if pending or video:
+    if uploads or video:
         try:
             pipeline = get_pipeline(base_config()[0])
         except Exception as exc:  # noqa: BLE001 - e.g. model weights missing
             st.error(f"Cannot load the face models: {exc}")
             st.stop()
         results: list[en.EnrollResult] = []
-        images: list = []
+        images: Any = []
+        total = 0
         if video:
             with st.spinner("Sampling the video…"):
                 try:
                     images, n_frames = en.video_frames(video[1], video[0], pipeline, cfg, keep=keep)
+                    total = len(images)
                     source = "video"
                     st.toast(f"{n_frames} frames sampled, best {len(images)} kept")
                 except ValueError as exc:
                     results.append(en.EnrollResult(video[0], False, [str(exc)]))
-        else:
-            images, results = en.decode_uploads(pending, cfg)
-        if images:
+        elif uploads:
+            images, total = en.iter_uploads(uploads, cfg), len(uploads)  # a generator: decoded one by one
+        if total:
             bar = st.progress(0.0, text="Enrolling…")
-            results += en.enroll(url, user, current, images, pipeline, store, cfg, source=source,
-                                 progress=lambda i, n, name: bar.progress(i / n, text=f"{i}/{n}: {name}"))
+            try:
+                results += en.enroll(url, user, current, images, pipeline, store, cfg, source=source, total=total,
+                                     progress=lambda i, n, name: bar.progress(i / n, text=f"{i}/{n}: {plain(name)}"))
+            except PermissionError as exc:  # consent withdrawn meanwhile: nothing was stored
+                st.error(plain(exc))
+                st.stop()
             bar.empty()
         st.session_state[res_key] = [r.as_dict() for r in results]
         st.session_state["enroll_gen"] = gen + 1  # clears the upload widgets
         ok = sum(r.accepted for r in results)
-        flash(f"{ok} of {len(results)} accepted", ":material/check_circle:" if ok else ":material/warning:")
+        held = sum(r.status == "pending" for r in results)
+        flash(f"{ok} of {len(results)} accepted" + (f", {held} held for review" if held else ""),
+              ":material/check_circle:" if ok else ":material/warning:")
         st.rerun()
 
     last = st.session_state.get(res_key)
     if last:
         ok = sum(r["accepted"] for r in last)
-        st.markdown(f"**Last batch: {ok} accepted, {len(last) - ok} rejected**")
+        held = sum(r.get("status") == "pending" for r in last)
+        st.markdown(f"**Last batch: {ok} accepted, {held} held for review, {len(last) - ok - held} rejected**")
         cols = st.columns(4)
         for i, r in enumerate(last):
             with cols[i % 4]:
                 if r["thumb"]:
                     st.image(r["thumb"], width="stretch")
                 if r["accepted"]:
-                    st.markdown(f":green[:material/check_circle:] **{r['name']}** accepted")
+                    st.markdown(f":green[:material/check_circle:] **{plain(r['name'])}** accepted")
+                elif r.get("status") == "pending":
+                    st.markdown(f":orange[:material/pending:] **{plain(r['name'])}** held for review: "
+                                f"{plain('; '.join(r['reasons']))}")
                 else:
-                    st.markdown(f":red[:material/cancel:] **{r['name']}** rejected: {'; '.join(r['reasons'])}")
+                    st.markdown(f":red[:material/cancel:] **{plain(r['name'])}** rejected: {plain('; '.join(r['reasons']))}")
                 for w in r["warnings"]:
-                    st.caption(f":orange[:material/warning:] {w}")
+                    st.caption(f":orange[:material/warning:] {plain(w)}")
                 f = r["figures"]
                 if f:
-                    st.caption(" · ".join(f"{k} {v:.2f}" if k in ("det_score", "yaw") else f"{k} {v:.0f}"
+                    st.caption(" · ".join(f"{k} {v:.2f}" if k in ("det_score", "yaw", "similarity") else f"{k} {v:.0f}"
                                           for k, v in f.items()))
 
 # gallery ---------------------------------------------------------------------------------------
@@ -242,11 +307,33 @@ else:
     cols = st.columns(6)
     for i, x in enumerate(photos):
         with cols[i % 6]:
-            data = _thumb(url, user, x.id) if x.image_path else None
+            data = _thumb(url, user, x.id, x.image_path) if x.image_path else None
             if data:
                 st.image(data, width="stretch")
-            st.caption(f"{x.source} · {x.face_px or 0:.0f}px · blur {x.blur or 0:.0f} · {x.created_at:%Y-%m-%d}")
+            st.caption(f":green[accepted] · {x.source} · {x.face_px or 0:.0f}px · blur {x.blur or 0:.0f} · "
+                       f"{x.created_at:%Y-%m-%d}")
             if st.button("Delete", key=f"del_sample_{x.id}"):
                 svc.delete_sample(url, store, user, x.id)
                 flash("Photo deleted", ":material/delete:")
                 st.rerun()
+
+# Held and rejected photos of this student, with the reason (reviewers act in "Held for review" above).
+if detail.held:
+    st.markdown(f"#### Held for review ({len(detail.held)})" if is_student else
+                f"##### {plain(current)}: held for review ({len(detail.held)})")
+    st.caption("Not used for recognition until an instructor or administrator accepts them.")
+    cols = st.columns(6)
+    for i, x in enumerate(detail.held):
+        with cols[i % 6]:
+            data = _thumb(url, user, x.id, x.image_path) if x.image_path else None
+            if data:
+                st.image(data, width="stretch")
+            st.caption(f":orange[pending] · {x.source} · {x.created_at:%Y-%m-%d}: {plain(x.reason or '')}")
+            if st.button("Delete", key=f"del_sample_{x.id}"):
+                svc.delete_sample(url, store, user, x.id)
+                flash("Photo deleted", ":material/delete:")
+                st.rerun()
+if detail.rejected:
+    with st.expander(f"Rejected photos ({len(detail.rejected)})"):
+        for x in detail.rejected:
+            st.markdown(f":red[rejected] · {x.source} · {x.created_at:%Y-%m-%d}: {plain(x.reason or '')}")

@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from aas_core.db.types import PydanticJSON
 from aas_core.domain.course_config import CourseConfig, SessionPlan
@@ -143,8 +143,20 @@ class Enrollment(Base):
     student: Mapped[Student] = relationship(back_populates="enrollments")
 
 
+class SampleStatus(enum.StrEnum):
+    """Review state of a face sample; only ``accepted`` ones are used for recognition."""
+
+    ACCEPTED = "accepted"
+    PENDING = "pending"  # held for an instructor's or admin's review
+    REJECTED = "rejected"  # refused by a reviewer (photo and embedding deleted, row kept with the reason)
+
+
 class FaceSample(Base):
-    """One enrollment photo of a student: stored image, quality figures, embedding."""
+    """One enrollment photo of a student: stored image, quality figures, embedding, review status.
+
+    ``accepted`` mirrors ``status == accepted`` ("counts for recognition"): every gallery query
+    filters on it, so it is kept in step by ``_sync_accepted`` whenever ``status`` is set.
+    """
 
     __tablename__ = "face_samples"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -152,7 +164,14 @@ class FaceSample(Base):
     image_path: Mapped[str | None] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(20), default="upload")  # upload|webcam|video|correction
     accepted: Mapped[bool] = mapped_column(Boolean, default=True)
-    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[SampleStatus] = mapped_column(_enum(SampleStatus, "sample_status"), default=SampleStatus.ACCEPTED,
+                                                 server_default=SampleStatus.ACCEPTED.value)
+    reject_reason: Mapped[str | None] = mapped_column(String(500))  # why it is pending or rejected
+    # Duplicate detection: sha256 of the decoded pixels (byte-identical uploads) and a 256-bit
+    # perceptual hash (re-encoded / resized copies), hex. Kept on rejected rows too.
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    phash: Mapped[str | None] = mapped_column(String(64))
+    added_by: Mapped[str | None] = mapped_column(String(20))  # role of who added it: admin|instructor|student
     face_px: Mapped[float | None] = mapped_column(Float)
     blur: Mapped[float | None] = mapped_column(Float)
     det_score: Mapped[float | None] = mapped_column(Float)
@@ -161,6 +180,12 @@ class FaceSample(Base):
     embedding: Mapped[bytes | None] = mapped_column(Blob)  # float32 little-endian bytes
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     student: Mapped[Student] = relationship(back_populates="samples")
+
+    @validates("status")
+    def _sync_accepted(self, _key: str, value: SampleStatus | str) -> SampleStatus:
+        value = SampleStatus(value)
+        self.accepted = value == SampleStatus.ACCEPTED
+        return value
 
 
 class ClassSession(Base):

@@ -24,6 +24,7 @@ from aas_core.db.models import (
     Enrollment,
     FaceSample,
     Instructor,
+    SampleStatus,
     Student,
     utcnow,
 )
@@ -204,6 +205,51 @@ def accepted_samples(s: Session, student: Student, model_name: str | None = None
     if model_name:
         q = q.where(FaceSample.model_name == model_name)
     return s.scalars(q.order_by(FaceSample.id)).all()
+
+
+def identity_gallery(s: Session, model_name: str) -> tuple[list[int], np.ndarray]:
+    """(student id per row, embeddings) of every accepted ``model_name`` sample of a consenting
+    student, school-wide: what a new enrollment photo is checked against (own student and others)."""
+    q = (select(FaceSample.student_id, FaceSample.embedding)
+         .join(Student, FaceSample.student_id == Student.id)
+         .where(FaceSample.accepted.is_(True), FaceSample.model_name == model_name,
+                FaceSample.embedding.is_not(None), Student.consent_given_at.is_not(None))
+         .order_by(FaceSample.id))
+    rows = s.execute(q).all()
+    if not rows:
+        return [], np.zeros((0, 0), np.float32)
+    return [r[0] for r in rows], np.stack([from_blob(r[1]) for r in rows])
+
+
+def sample_hashes(s: Session) -> list[tuple[int, int, str | None, str | None]]:
+    """(sample id, student id, content sha256, perceptual hash) of every sample with a hash,
+    any status and any student: the duplicate check compares a new photo against all of them."""
+    q = (select(FaceSample.id, FaceSample.student_id, FaceSample.content_sha256, FaceSample.phash)
+         .where((FaceSample.content_sha256.is_not(None)) | (FaceSample.phash.is_not(None)))
+         .order_by(FaceSample.id))
+    return [(r[0], r[1], r[2], r[3]) for r in s.execute(q).all()]
+
+
+def pending_samples(s: Session, student_ids: Sequence[int] | None = None) -> Sequence[FaceSample]:
+    """Samples held for review, oldest first (of ``student_ids`` only, when given)."""
+    q = select(FaceSample).where(FaceSample.status == SampleStatus.PENDING)
+    if student_ids is not None:
+        q = q.where(FaceSample.student_id.in_(list(student_ids) or [-1]))
+    return s.scalars(q.order_by(FaceSample.id)).all()
+
+
+def review_sample(s: Session, sample: FaceSample, status: SampleStatus, actor: str, reason: str | None = None) -> None:
+    """Record a reviewer's decision on a pending sample (audited as ``sample.accept``/``sample.reject``)."""
+    if sample.status != SampleStatus.PENDING:
+        raise ValueError(f"face sample {sample.id} is {sample.status.value}, not pending review")
+    if status == SampleStatus.REJECTED and not (reason or "").strip():
+        raise ValueError("a rejection needs a reason")
+    before = sample.reject_reason
+    note = (reason or "").strip()[:500] or None
+    sample.status = status
+    sample.reject_reason = note if status == SampleStatus.REJECTED else None  # shown as "why not used"
+    audit(s, actor, f"sample.{'accept' if status == SampleStatus.ACCEPTED else 'reject'}", "student",
+          sample.student.student_number, sample=sample.id, held_because=before, reason=note)
 
 
 def gallery_arrays(s: Session, course: Course, model_name: str) -> tuple[list[str], np.ndarray]:

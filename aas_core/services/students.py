@@ -10,7 +10,7 @@ withdrawal and erasure are the :mod:`~aas_core.services.privacy` functions run a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ import numpy as np
 
 from aas_core.config import Settings
 from aas_core.db import repo, session_scope
-from aas_core.db.models import FaceSample, Role, Student
+from aas_core.db.models import FaceSample, Role, SampleStatus, Student
 from aas_core.media.store import ImageStore
 from aas_core.services import enrollment, in_transaction, privacy
 from aas_core.services.auth import (
@@ -32,9 +32,9 @@ from aas_core.services.auth import (
 )
 from aas_core.services.enrollment import SampleOutcome
 
-__all__ = ["SampleView", "StudentDetail", "StudentList", "create_student", "delete_sample", "enroll_photos",
-           "erase_student", "give_consent", "is_student_user", "sample_photo", "student_detail", "visible_students",
-           "withdraw_consent"]
+__all__ = ["PendingSample", "SampleView", "StudentDetail", "StudentList", "create_student", "delete_sample",
+           "enroll_photos", "erase_student", "give_consent", "is_student_user", "pending_samples", "review_sample",
+           "sample_photo", "student_detail", "student_overview", "visible_students", "withdraw_consent"]
 
 
 def is_student_user(user: AuthUser) -> bool:
@@ -48,7 +48,7 @@ def is_student_user(user: AuthUser) -> bool:
 class StudentList:
     """The students ``user`` may see, as the Students page lists them."""
 
-    rows: list[dict[str, Any]]  # student_id, name, email, courses (those the user may see), consent, samples
+    rows: list[dict[str, Any]]  # student_id, name, email, courses (those the user may see), consent, samples, held
     names: dict[str, str]  # student number -> name, in student-number order
     course_codes: list[str]  # courses the user may put a new student on (admin: every course)
 
@@ -80,14 +80,15 @@ def visible_students(url: str, user: AuthUser) -> StudentList:
         rows = [{"student_id": x.student_number, "name": x.name, "email": x.email or "",
                  "courses": ", ".join(sorted(e.course.code for e in x.enrollments
                                              if user.is_admin or student_self or e.course_id in shown)),
-                 "consent": x.has_consent, "samples": len({f.image_path for f in x.samples if f.accepted})}
+                 "consent": x.has_consent, "samples": len({f.image_path for f in x.samples if f.accepted}),
+                 "held": len({f.image_path for f in x.samples if f.status == SampleStatus.PENDING})}
                 for x in visible]
         return StudentList(rows, {x.student_number: x.name for x in visible}, [c.code for c in courses])
 
 
 @dataclass(frozen=True)
 class SampleView:
-    """One accepted face sample (photo) as the gallery shows it."""
+    """One face sample (photo) as the gallery shows it, with its review status and reason."""
 
     id: int
     image_path: str | None
@@ -95,10 +96,21 @@ class SampleView:
     face_px: float | None
     blur: float | None
     created_at: datetime
+    status: str = SampleStatus.ACCEPTED.value  # accepted | pending | rejected
+    reason: str | None = None  # why it is pending or rejected
+    model: str | None = None
+    added_by: str | None = None
 
     @classmethod
     def of(cls, x: FaceSample) -> SampleView:
-        return cls(x.id, x.image_path, x.source, x.face_px, x.blur, x.created_at)
+        return cls(x.id, x.image_path, x.source, x.face_px, x.blur, x.created_at, SampleStatus(x.status).value,
+                   x.reject_reason, x.model_name, x.added_by)
+
+
+def _one_per_photo(samples: Iterable[SampleView]) -> list[SampleView]:
+    # The same photo is embedded once per model: show it once. Rejected rows have no photo left.
+    seen: set[str] = set()
+    return [x for x in samples if x.image_path is None or not (x.image_path in seen or seen.add(x.image_path))]
 
 
 @dataclass(frozen=True)
@@ -107,23 +119,105 @@ class StudentDetail:
     name: str
     has_consent: bool
     consent_given_at: datetime | None
-    samples: list[SampleView] = field(default_factory=list)  # accepted samples, every model
+    samples: list[SampleView] = field(default_factory=list)  # every sample, every model and status
 
     @property
     def photos(self) -> list[SampleView]:
-        """One sample per stored photo (the same photo is embedded once per model)."""
-        seen: set[str | None] = set()
-        return [x for x in self.samples if not (x.image_path in seen or seen.add(x.image_path))]
+        """Accepted photos (used for recognition), one per stored photo."""
+        return _one_per_photo(x for x in self.samples if x.status == SampleStatus.ACCEPTED)
+
+    @property
+    def held(self) -> list[SampleView]:
+        """Photos held for an instructor's review (not used for recognition)."""
+        return _one_per_photo(x for x in self.samples if x.status == SampleStatus.PENDING)
+
+    @property
+    def rejected(self) -> list[SampleView]:
+        return [x for x in self.samples if x.status == SampleStatus.REJECTED]
 
 
 def student_detail(url: str, user: AuthUser, student_number: str) -> StudentDetail:
-    """Consent and accepted samples of one student (``AccessDenied`` unless ``user`` may see them)."""
+    """Consent and samples (every status) of one student (``AccessDenied`` unless ``user`` may see them)."""
     with session_scope(url) as s:
         student = repo.get_student(s, student_number)
         require_student_access(user, student)
-        samples = [SampleView.of(x) for x in privacy.student_samples(s, user, student_number) if x.accepted]
+        samples = [SampleView.of(x) for x in privacy.student_samples(s, user, student_number)]
         return StudentDetail(student.student_number, student.name, student.has_consent, student.consent_given_at,
                              samples)
+
+
+def student_overview(url: str, user: AuthUser, student_number: str) -> dict[str, Any]:
+    """One student as plain JSON-ready data (``aas student show --json``): consent, the courses
+    ``user`` may see them on, and every face sample with its review status and reason."""
+    with session_scope(url) as s:
+        student = repo.get_student(s, student_number)
+        require_student_access(user, student)
+        mine = user.is_admin or is_student_user(user)
+        courses = sorted(e.course.code for e in student.enrollments
+                         if mine or e.course.instructor_id == user.instructor_id)
+        samples = [{"id": x.id, "status": SampleStatus(x.status).value, "reason": x.reject_reason,
+                    "source": x.source, "created_at": x.created_at.isoformat(sep=" ", timespec="seconds"),
+                    "model": x.model_name, "added_by": x.added_by}
+                   for x in privacy.student_samples(s, user, student_number)]
+        return {"student_number": student.student_number, "name": student.name,
+                "consent": {"given": student.has_consent,
+                            "given_at": student.consent_given_at.isoformat(sep=" ", timespec="seconds")
+                            if student.consent_given_at else None},
+                "courses": courses, "samples": samples}
+
+
+@dataclass(frozen=True)
+class PendingSample:
+    """A photo held for review, as the reviewer's queue shows it."""
+
+    id: int
+    student_number: str
+    name: str
+    reason: str | None
+    source: str | None
+    added_by: str | None
+    created_at: datetime
+    image_path: str | None = None
+
+
+def pending_samples(url: str, user: AuthUser, course_code: str | None = None) -> list[PendingSample]:
+    """Photos held for review of the students on ``course_code`` (its instructor or an admin), or,
+    without a course, on every course ``user`` manages (admin: every held photo), oldest first."""
+    require_role(user, Role.INSTRUCTOR)
+    with session_scope(url) as s:
+        if course_code is not None:
+            course = repo.get_course(s, course_code)
+            require_course(user, course)
+            ids: list[int] | None = [x.id for x in repo.roster(s, course)]
+        elif user.is_admin:
+            ids = None
+        else:
+            ids = sorted({e.student_id for c in visible_courses(s, user) for e in c.enrollments})
+        return [PendingSample(x.id, x.student.student_number, x.student.name, x.reject_reason, x.source, x.added_by,
+                              x.created_at, x.image_path) for x in repo.pending_samples(s, ids)]
+
+
+def review_sample(url: str, store: ImageStore, user: AuthUser, sample_id: int, *, accept: bool,
+                  reason: str | None = None) -> str:
+    """Accept (used for recognition from now on) or reject a photo held for review; returns the new status.
+
+    An admin, or an instructor of one of the student's courses; students never review their own
+    photos. A rejection needs a reason (the student sees it); the rejected photo and its
+    embedding are deleted (it may show someone else), the row stays with the reason and the
+    hashes, so the same photo is refused as a duplicate if uploaded again. Audited.
+    """
+    require_role(user, Role.INSTRUCTOR)
+    with session_scope(url) as s:
+        sample = s.get(FaceSample, sample_id)
+        if sample is None:
+            raise repo.NotFound(f"no face sample {sample_id}")
+        require_student_access(user, sample.student)
+        status = SampleStatus.ACCEPTED if accept else SampleStatus.REJECTED
+        repo.review_sample(s, sample, status, user.username, reason)
+        if status == SampleStatus.REJECTED:
+            store.delete(sample.image_path)  # before the commit: a failed commit never leaves a file without a row
+            sample.image_path, sample.embedding = None, None
+        return status.value
 
 
 def sample_photo(url: str, store: ImageStore, user: AuthUser, sample_id: int) -> np.ndarray:
@@ -171,24 +265,34 @@ def delete_sample(url: str, store: ImageStore, user: AuthUser, sample_id: int) -
         return True
 
 
-def enroll_photos(url: str, user: AuthUser, student_number: str, images: Sequence[tuple[str, np.ndarray]],
+def enroll_photos(url: str, user: AuthUser, student_number: str, images: Iterable[tuple[str, np.ndarray | Exception]],
                   pipeline: Any, store: ImageStore, settings: Settings, *, source: str = "upload",
-                  progress: Callable[[int, int, str], None] | None = None) -> list[SampleOutcome]:
-    """Enroll photos of a student one by one (``progress`` after each), all in one transaction.
+                  progress: Callable[[int, int, str], None] | None = None, total: int | None = None,
+                  each: Callable[[SampleOutcome, np.ndarray | Exception], None] | None = None) -> list[SampleOutcome]:
+    """Enroll photos of a student one by one (``progress(i, n, name)`` and ``each(outcome, image)``
+    after each), all in one transaction.
 
-    Anyone who may see the student may enroll photos of them; ``enroll_images`` refuses without
-    recorded consent.
+    ``images`` may be a generator: it is consumed lazily, one decoded photo at a time (``n`` is
+    ``total`` or its length). Anyone who may see the student may enroll photos of them, with
+    their role (a student's own first photos are held for review, see ``enroll_images``);
+    ``enroll_images`` refuses without recorded consent.
     """
-    outcomes: list[SampleOutcome] = []
+    n = total if total is not None else (len(images) if isinstance(images, Sized) else 0)
+    done = 0
+
+    def after(outcome: SampleOutcome, image: np.ndarray | Exception) -> None:
+        nonlocal done
+        done += 1
+        if each:
+            each(outcome, image)
+        if progress:
+            progress(done, max(n, done), outcome.name)
+
     with session_scope(url) as s:
         student: Student = repo.get_student(s, student_number)
         require_student_access(user, student)
-        for i, (name, img) in enumerate(images):
-            outcomes += enrollment.enroll_images(s, student, [(name, img)], pipeline, store, settings, source=source,
-                                                 actor=user.username)
-            if progress:
-                progress(i + 1, len(images), name)
-    return outcomes
+        return enrollment.enroll_images(s, student, images, pipeline, store, settings, source=source,
+                                        actor=user.username, added_by=user.role, each=after)
 
 
 def give_consent(url: str, user: AuthUser, student_number: str) -> None:

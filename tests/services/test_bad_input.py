@@ -238,14 +238,18 @@ def test_good_photo_is_accepted_and_stored_once(student_db: str, store: ImageSto
 
 def test_unusual_but_valid_photos_are_enrolled(student_db: str, store: ImageStore, settings: Settings,
                                                fast_pipeline, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    """RGBA, grayscale, 16-bit and EXIF-rotated versions of a good photo all enroll (as BGR samples)."""
-    rgb = Image.open(_faces_dev_photo(data_dir)).convert("RGB").resize((224, 224), Image.BICUBIC)
-    gray16 = Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257))
+    """RGBA, grayscale, 16-bit and EXIF-rotated photos all enroll (as BGR samples).
+
+    Four different photos of one person: four versions of the *same* photo would be refused
+    as duplicates of the first."""
+    person = [data_dir / "faces_dev" / "glint_Barack_Obama" / f"{i}.jpg" for i in (1, 2, 3, 4)]
+    rgb = [Image.open(p).convert("RGB").resize((224, 224), Image.BICUBIC) for p in person]
+    gray16 = Image.fromarray((np.asarray(rgb[2].convert("L"), np.uint16) * 257))
     rotated = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6  # stored turned 90 deg counter-clockwise; viewers rotate it back
-    rgb.rotate(90, expand=True).save(rotated, format="JPEG", exif=exif, quality=95)
-    files = [("rgba.png", _png_bytes(rgb.convert("RGBA"))), ("gray.png", _png_bytes(rgb.convert("L"))),
+    rgb[3].rotate(90, expand=True).save(rotated, format="JPEG", exif=exif, quality=95)
+    files = [("rgba.png", _png_bytes(rgb[0].convert("RGBA"))), ("gray.png", _png_bytes(rgb[1].convert("L"))),
              ("gray16.png", _png_bytes(gray16)), ("rotated.jpg", rotated.getvalue())]
     errors, outcomes = _upload(student_db, "S1", files, fast_pipeline, store, settings)
     assert errors == []
@@ -287,12 +291,16 @@ def test_failure_midway_leaves_no_orphan_file(student_db: str, store: ImageStore
 
     monkeypatch.setattr(enrollment, "assess_and_embed", flaky)
     photo = _encode(scene({0}), ".png")
+    # A second, different photo of the same face (the same file twice is refused as a duplicate).
+    other = scene({0})
+    other[:20] = np.linspace(0, 255, other.shape[1]).astype(np.uint8)[None, :, None]
+    photo2 = _encode(other, ".png")
     with pytest.raises(RuntimeError):
-        _upload(student_db, "S1", [("a.png", photo), ("b.png", photo)], pipe, store, settings)
+        _upload(student_db, "S1", [("a.png", photo), ("b.png", photo2)], pipe, store, settings)
     assert calls["n"] == 2
     _nothing_stored(student_db, store)
     monkeypatch.undo()  # control: the same upload without the crash stores both
-    _, outcomes = _upload(student_db, "S1", [("a.png", photo), ("b.png", photo)], pipe, store, settings)
+    _, outcomes = _upload(student_db, "S1", [("a.png", photo), ("b.png", photo2)], pipe, store, settings)
     assert [o.accepted for o in outcomes] == [True, True] and len(store.all_files()) == 2
 
 

@@ -69,7 +69,10 @@ def test_correcting_an_unknown_face_updates_statuses_and_gallery(migrated: str, 
     assert sample is not None
     with session_scope(migrated) as s:
         added = s.scalars(select(FaceSample).where(FaceSample.source == "correction")).all()
-        assert len(added) == (1 if sample.accepted else 0)
+        # Stored unless refused; a stranger's face that does not look like the student is held for
+        # review (pending) rather than used for recognition.
+        assert [x.status.value for x in added] == ([] if sample.status == "rejected" else [sample.status])
+        assert all(x.accepted == (x.status.value == "accepted") for x in added)
         assert s.get(FaceObservation, stranger_face).student.student_number == consenting
     with pytest.raises(ValueError, match="not on the roster"):
         with session_scope(migrated) as s:

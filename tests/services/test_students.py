@@ -15,6 +15,7 @@ from trust_world import World
 from aas_core.config import Settings
 from aas_core.db import repo, session_scope
 from aas_core.db.models import FaceSample, Student
+from aas_core.services import enrollment
 from aas_core.services import students as svc
 from aas_core.services.auth import AccessDenied
 
@@ -48,7 +49,7 @@ def test_visible_students_follow_the_roles(world: World) -> None:
     rows = {r["student_id"]: r for r in alice.rows}
     assert rows["S2"]["courses"] == "A101", "another instructor's course is shown"
     assert rows["S1"] == {"student_id": "S1", "name": "Student S1", "email": "s1@school.test", "courses": "A101",
-                          "consent": True, "samples": 2}
+                          "consent": True, "samples": 2, "held": 0}
 
     assert svc.visible_students(world.url, u["bob"]).numbers == ["S2", "S3"]
 
@@ -176,7 +177,9 @@ def test_enroll_photos_is_access_checked(world: World) -> None:
     seen: list[tuple[int, int, str]] = []
     out = svc.enroll_photos(world.url, u["s1"], "S1", photo + [("b.png", scene({1}))], pipe, world.store, settings,
                             source="webcam", progress=lambda i, n, name: seen.append((i, n, name)))
-    assert [o.accepted for o in out] == [True, True], [o.reasons for o in out]
+    # A student's own first photos (nothing of theirs for this model to compare with) wait for review.
+    assert [o.status for o in out] == ["pending", "pending"], [o.reasons for o in out]
+    assert all(o.reasons == [enrollment.FIRST_PHOTOS_HELD] for o in out)
     assert seen == [(1, 2, "a.png"), (2, 2, "b.png")]
     with session_scope(world.url) as s:
         new = s.scalars(select(FaceSample).where(FaceSample.id.in_([o.sample_id for o in out]))).all()
