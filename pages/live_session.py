@@ -10,13 +10,15 @@ import streamlit as st
 
 from aas_core.db.models import Role
 from aas_core.domain.course_config import PlanConfig
+from aas_core.redact import redact_text
 from aas_core.services import courses
 from aas_core.services import review as live
 from aas_core.services.camera_session import CameraSession, start_course_capture
 from aas_core.services.sessions import NoSnapshots, SessionService
 from aas_core.ui.auth import require_user
 from aas_core.ui.enroll import IMAGE_TYPES, decode_uploads
-from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
+from aas_core.ui.text import plain
+from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, session_review, settings
 from aas_core.ui.widgets import flash, pick_course, show_bgr, show_flashes, status_text
 from aas_core.media.draw import draw_result
 
@@ -48,7 +50,7 @@ if not roster:
 def _service() -> SessionService:
     pipe = get_pipeline(base_config()[0])  # the course threshold is applied per session by the service
     for note in live.pipeline_notes(pipe, config):
-        st.warning(note)
+        st.warning(plain(note))
     return SessionService(url, store, pipe, cfg)
 
 
@@ -76,12 +78,12 @@ with tab_upload:
             images, bad = decode_uploads([(f.name, f.getvalue()) for f in files], cfg)
             if bad:
                 for r in bad:
-                    st.error(f"{r.name}: {'; '.join(r.reasons)}")
+                    st.error(f"{plain(r.name)}: {plain('; '.join(r.reasons))}")
                 st.stop()
             try:
                 svc = _service()
             except Exception as exc:  # noqa: BLE001 - missing weights etc.
-                st.error(f"Cannot load the face models: {exc}")
+                st.error(f"Cannot load the face models: {plain(exc)}")
                 st.stop()
             names = {r["student_id"]: r["name"] for r in roster}
             progress = st.progress(0.0, text="Starting…")
@@ -92,7 +94,7 @@ with tab_upload:
                     progress.progress((k + 1) / len(images), text=f"Snapshot {k + 1}/{len(images)} done")
                     with cols[k]:
                         if isinstance(result, Exception):
-                            st.error(f"Snapshot {k + 1} failed: {result}")
+                            st.error(f"Snapshot {k + 1} failed: {plain(result)}")
                             return
                         show_bgr(draw_result(img, result, {sn: sn for sn in names}))
                         rec = sum(a is not None for a in (result.match.assigned if result.match else []))
@@ -103,10 +105,10 @@ with tab_upload:
                     outcome = svc.run_from_images(course.code, [img for _, img in images], actor=user.username,
                                                   on_processed=on_processed)
                 except NoSnapshots as exc:
-                    status.update(label=str(exc), state="error")
+                    status.update(label=plain(exc), state="error")
                     st.stop()
                 except (LookupError, ValueError) as exc:
-                    status.update(label=f"Session failed: {exc}", state="error")
+                    status.update(label=f"Session failed: {plain(exc)}", state="error")
                     st.stop()
                 sid = outcome.session_id
                 status.update(label=f"Session {sid} done: {len(outcome.statuses)} students, "
@@ -128,19 +130,27 @@ with tab_camera:
         try:
             cam_cfg = courses.course_camera(cfg, config, course.code)
         except (LookupError, ValueError) as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         if cam_cfg is not None:
-            st.markdown(f"**{cam_cfg.name or cam_cfg.kind}** · `{cam_cfg.display_url or cam_cfg.kind}`")
+            # display_url is redact_url'd; redact_text again in case a name holds a URL
+            st.markdown(f"**{plain(redact_text(cam_cfg.name or cam_cfg.kind))}** · "
+                        f"{plain(redact_text(cam_cfg.display_url or cam_cfg.kind))}")
             a, b, c = st.columns(3)
             if a.button("Preview (grab one frame)", key="cam_preview", disabled=active is not None):
-                from aas_core.capture import CameraError, make_camera
+                from aas_core.capture import CameraError, grab_within, make_camera
 
                 camera = make_camera(cam_cfg)
                 try:
                     with st.spinner("Grabbing…"):
-                        st.session_state["cam_preview_img"] = camera.grab()
-                except CameraError as exc:
-                    st.error(str(exc))
+                        # bounded as a whole: a camera that trickles its answer must not hang the page
+                        # (the backend's own request deadline is timeout_s; one read may add as much)
+                        st.session_state["cam_preview_img"] = grab_within(camera, 2 * cam_cfg.timeout_s + 1)
+                except CameraError as exc:  # messages are redacted (CameraError) and meant for people
+                    st.session_state.pop("cam_preview_img", None)
+                    st.error(plain(exc))
+                except Exception as exc:  # noqa: BLE001 - a backend bug: a message, never a traceback
+                    st.session_state.pop("cam_preview_img", None)
+                    st.error(plain(redact_text(f"Preview failed: {exc.__class__.__name__}: {exc}")))
                 finally:
                     camera.close()
             for col, on in ((b, True), (c, False)):
@@ -152,7 +162,9 @@ with tab_camera:
                         camera.light(on)
                         st.toast(f"Light {'on' if on else 'off'}", icon=":material/lightbulb:")
                     except CameraError as exc:
-                        st.error(str(exc))
+                        st.error(plain(exc))
+                    except Exception as exc:  # noqa: BLE001 - a backend bug: a message, never a traceback
+                        st.error(plain(redact_text(f"Light {'on' if on else 'off'} failed: {exc.__class__.__name__}: {exc}")))
                     finally:
                         camera.close()
             if st.session_state.get("cam_preview_img") is not None:
@@ -176,7 +188,7 @@ with tab_camera:
                                                camera_name=config.camera, actor=user.username,
                                                settle_s=cfg.light_settle_s, use_light=use_light)
                 except Exception as exc:  # noqa: BLE001
-                    st.error(f"Could not start: {exc}")
+                    st.error(plain(redact_text(f"Could not start: {exc}")))
                 else:
                     runs[run.session_id] = run
                     st.session_state["live_session_id"] = st.session_state["review_pick"] = run.session_id
@@ -201,7 +213,7 @@ with tab_camera:
                 st.info("Capturing…")
             st.progress(len(stt.taken + stt.missing) / max(1, stt.total))
             for e in stt.errors[-5:]:
-                st.warning(e)
+                st.warning(plain(redact_text(e)))
             # A snapshot was stored/processed since the page last drew: redraw it (annotated result below).
             states = live.snapshot_states(url, run.session_id)
             if st.session_state.get("cam_states") != states:
@@ -238,13 +250,8 @@ st.session_state["live_session_id"] = current
 
 
 
-@st.cache_data(show_spinner="Loading the session…", max_entries=4)
-def _review(session_id: int, _user, username: str, fingerprint: str) -> live.Review:  # type: ignore[no-untyped-def]
-    """Crops and annotated snapshots are read from disk once per change of the session (not per rerun)."""
-    return live.load_review(url, store, _user, session_id)
-
-
-review = _review(current, user, user.username, live.review_fingerprint(url, current))
+# Cached per change of the session, of consent and of its crops (a withdrawal drops the cache entry).
+review = session_review(url, store, user, current)
 if review.status == "running":
     st.info("This session is still running: statuses appear when it is decided.")
 elif review.status == "aborted":
@@ -269,7 +276,7 @@ for k in range(review.n_snapshots):
                 cap += f" · {view.timings_ms.get('total', 0):.0f} ms"
         st.caption(cap)
         if view.error:
-            st.error(view.error)
+            st.error(plain(view.error))
 
 if not review.rows:
     st.stop()
@@ -303,7 +310,7 @@ if st.button(f"Save {len(changes)} override(s)" if changes else "Save overrides"
     res = live.apply_overrides(url, user, review.session_id, changes)
     if res.errors:
         for e in res.errors:
-            st.error(e)
+            st.error(plain(e))
     else:
         st.session_state.pop(editor_key, None)
         flash(f"Saved {len(res.saved)} override(s)", ":material/save:")
@@ -319,9 +326,9 @@ def _override_dialog(session_id: int, options: dict[str, str], finals: dict[str,
     if st.button("Save override", type="primary", key="ovr_save"):
         res = live.apply_overrides(url, user, session_id, {sn: (new, reason)})
         if res.errors:
-            st.error("; ".join(res.errors))
+            st.error(plain("; ".join(res.errors)))
         else:
-            flash(f"{sn}: {new} saved", ":material/save:")
+            flash(f"{plain(sn)}: {new} saved", ":material/save:")
             st.rerun()
 
 
@@ -336,7 +343,7 @@ with st.expander("Evidence for one student (larger crops, top matches)"):
                                                     if r.student_number == sn))
     row = next(r for r in review.rows if r.student_number == pick)
     st.caption(f"automatic {row.auto_status} · final {row.final_status} · seen {row.presence}"
-               + (f" · overridden by {row.overridden_by}: {row.reason}" if row.overridden_by else ""))
+               + (f" · overridden by {plain(row.overridden_by)}: {plain(row.reason)}" if row.overridden_by else ""))
     if not row.evidence:
         st.caption("Not recognised in any snapshot.")
     ecols = st.columns(max(1, review.n_snapshots))
@@ -355,7 +362,7 @@ if review.unknown:
                 if ev.crop is not None:
                     show_bgr(ev.crop, width=110)
                 top = ", ".join(f"{t[0]} {t[1]:.2f}" for t in (ev.top or [])[:3])
-                st.caption(f"#{i + 1} · S{ev.snapshot + 1} · {top or 'no candidates'}")
+                st.caption(f"#{i + 1} · S{ev.snapshot + 1} · {plain(top) if top else 'no candidates'}")
         # "That face is student X": fixes this session and, with consent, teaches the gallery.
         with st.form("correct_face"):
             fc1, fc2, fc3 = st.columns([1, 2, 2])
@@ -367,10 +374,10 @@ if review.unknown:
                 try:
                     _, sample = live.correct_face(_service(), user, ev.observation_id, who, add_to_gallery=learn)
                 except (LookupError, ValueError) as exc:
-                    st.error(str(exc))
+                    st.error(plain(exc))
                 else:
-                    flash(f"Face #{face_no} is now {who}; statuses re-decided", ":material/how_to_reg:")
+                    flash(f"Face #{face_no} is now {plain(who)}; statuses re-decided", ":material/how_to_reg:")
                     if sample is not None:
-                        flash(f"Gallery: {sample.line()}",
+                        flash(f"Gallery: {plain(sample.line())}",
                               ":material/add_a_photo:" if sample.accepted else ":material/block:")
                     st.rerun()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -26,21 +27,28 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def _json_dumps(value: object) -> str:
+    # Real Unicode, not "\\u00fc" escapes: a JSON value holding a non-ASCII student id must
+    # read the same as the id itself (erasure, search, anyone auditing the database).
+    return json.dumps(value, ensure_ascii=False)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for SQLite or MySQL/MariaDB with settings that make both behave."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_serializer=_json_dumps)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if u.get_backend_name() in ("mysql", "mariadb"):
         q = dict(u.query)
         q.setdefault("charset", "utf8mb4")
         # pool_pre_ping + recycle: survive a MariaDB restart or wait_timeout between requests.
-        return create_engine(u.set(query=q), pool_pre_ping=True, pool_recycle=1800)
-    return create_engine(u, pool_pre_ping=True)
+        return create_engine(u.set(query=q), pool_pre_ping=True, pool_recycle=1800, json_serializer=_json_dumps)
+    return create_engine(u, pool_pre_ping=True, json_serializer=_json_dumps)
 
 
 @lru_cache(maxsize=8)

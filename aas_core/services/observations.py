@@ -7,7 +7,7 @@ keys, ``top_matches``); the database id is looked up here, once, when a row is w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import cv2
@@ -19,14 +19,22 @@ from aas_core.db.embeddings import to_blob
 from aas_core.db.models import FaceObservation, Snapshot, SnapshotStatus, Student
 from aas_core.domain.continuity import Seen, recover_by_seat
 from aas_core.domain.decision import Sighting
+from aas_core.media.store import ImageStore
+from aas_core.services.privacy import black_out
+from aas_core.vision.matching import Gallery
 from aas_core.vision.pipeline import PipelineResult
 
 # Crops of faces smaller than this are stored upscaled so reviewers can see them.
 MIN_STORED_CROP = 96
 
 
-def viewable_crop(crop: np.ndarray) -> np.ndarray:
-    """A face crop large enough for a reviewer to see (evidence only; never embedded)."""
+def viewable_crop(crop: np.ndarray | None) -> np.ndarray | None:
+    """A face crop large enough for a reviewer to see (evidence only; never embedded).
+
+    None stays None: the crop of a withheld face (:func:`withhold_suppressed`) is not stored.
+    """
+    if crop is None:
+        return None
     h, w = crop.shape[:2]
     if min(h, w) >= MIN_STORED_CROP or min(h, w) == 0:
         return crop
@@ -41,13 +49,55 @@ def student_ids(s: Session, numbers: set[str]) -> dict[str, int]:
     return dict(s.execute(select(Student.student_number, Student.id).where(Student.student_number.in_(numbers))).all())
 
 
+def withhold_suppressed(result: PipelineResult, suppressed: Gallery | None, store: ImageStore,
+                        snapshot_rel: str, image: np.ndarray) -> set[int]:
+    """Withhold the faces of students whose consent went during this session.
+
+    ``suppressed``: the session's starting gallery restricted to students who have since
+    withdrawn consent or been erased (``SessionService.recognition``). A face whose best score
+    against it reaches the recognition threshold, and beats its best score against the current
+    gallery (a look-alike who still consents keeps their match), is withheld: its crops are
+    dropped from ``result`` (so they are never written), its match cleared, and it is blacked
+    out in the stored snapshot ``snapshot_rel`` with the rule erasure uses. Its row then keeps
+    only the box (:func:`observation_rows` with ``withheld``). Returns the withheld face indices.
+    """
+    if suppressed is None or not len(suppressed) or not len(result.faces):
+        return set()
+    best = suppressed.scores(result.embeddings, model_name=result.model_name).max(axis=1)
+    m = result.match
+    current = [float(m.top_similarity[i][0]) if m is not None and len(m.top_similarity[i]) else -1.0
+               for i in range(len(result.faces))]
+    hidden = {i for i in range(len(result.faces)) if best[i] >= result.threshold and best[i] >= current[i]}
+    if not hidden:
+        return hidden
+    for i in hidden:
+        result.crops.crops[i] = None  # type: ignore[call-overload]
+        result.crops.enhanced[i] = None
+        if m is not None:
+            m.assigned[i] = None  # the caller's "recognised" counts and drawings leave it out too
+    # The stored JPEG was written before processing (it is the evidence); redact it now, from the
+    # frame as captured so the rest of the picture loses no quality to a second JPEG round.
+    redacted = image.copy()
+    black_out(redacted, [tuple(float(v) for v in result.faces.xyxy[i]) for i in sorted(hidden)])
+    store.overwrite(snapshot_rel, redacted, quality=95)
+    return hidden
+
+
 def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Sequence[str | None],
-                     enhanced_paths: Sequence[str | None]) -> list[FaceObservation]:
-    """One ``FaceObservation`` per face of ``result`` (``ids``: student number -> id)."""
+                     enhanced_paths: Sequence[str | None], withheld: Collection[int] = ()) -> list[FaceObservation]:
+    """One ``FaceObservation`` per face of ``result`` (``ids``: student number -> id).
+
+    Faces in ``withheld`` (:func:`withhold_suppressed`) keep only their box and detector score:
+    no crop, no embedding, no match, no top-match list.
+    """
     m = result.match
     rows = []
     for i in range(len(result.faces)):
         x1, y1, x2, y2 = (float(v) for v in result.faces.xyxy[i])
+        if i in withheld:
+            rows.append(FaceObservation(x1=x1, y1=y1, x2=x2, y2=y2, det_score=float(result.faces.confidence[i]),
+                                        source=str(result.faces.source[i]), model_name=result.model_name))
+            continue
         number = m.assigned[i] if m else None
         top = ([[t, round(float(v), 4)] for t, v in zip(m.top_ids[i], m.top_similarity[i]) if t is not None]
                if m else None)

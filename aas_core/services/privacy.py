@@ -34,18 +34,22 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, cast, delete, select
+from sqlalchemy import and_, delete, event, or_, select
 from sqlalchemy.orm import Session
 
 from aas_core.db import repo
 from aas_core.db.models import (
     AttendanceRecord,
+    AuditLog,
     ClassSession,
+    Enrollment,
     FaceObservation,
     FaceSample,
     Role,
@@ -57,9 +61,12 @@ from aas_core.db.models import (
 from aas_core.media.store import ImageStore
 from aas_core.services.auth import AccessDenied, AuthUser, require_course, require_role, require_student_access
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "AccessDenied",
     "EXPORT_COLUMNS",
+    "black_out",
     "course_gallery",
     "course_gallery_version",
     "course_sessions",
@@ -111,6 +118,25 @@ def _scrub_observations(s: Session, store: ImageStore, obs: Sequence[FaceObserva
 REDACT_MARGIN = 0.25
 
 
+def black_out(img: np.ndarray, boxes: Iterable[tuple[float, float, float, float]]) -> int:
+    """Black out each face box (x1, y1, x2, y2) in ``img`` in place, with :data:`REDACT_MARGIN`.
+
+    The one redaction rule, for erasure (stored snapshots) and for faces of students whose
+    consent went during a camera session (``services.observations.withhold_suppressed``).
+    Returns how many boxes were blacked out.
+    """
+    h, w = img.shape[:2]
+    done = 0
+    for bx1, by1, bx2, by2 in boxes:
+        mx, my = (bx2 - bx1) * REDACT_MARGIN, (by2 - by1) * REDACT_MARGIN
+        x1, y1 = max(0, int(bx1 - mx)), max(0, int(by1 - my))
+        x2, y2 = min(w, int(np.ceil(bx2 + mx))), min(h, int(np.ceil(by2 + my)))
+        if x2 > x1 and y2 > y1:
+            img[y1:y2, x1:x2] = 0
+            done += 1
+    return done
+
+
 def _redact_in_snapshots(s: Session, store: ImageStore, obs: Sequence[FaceObservation]) -> int:
     """Black out the faces in ``obs`` in their stored classroom snapshots. Returns how many."""
     by_snapshot: dict[int, list[FaceObservation]] = {}
@@ -125,25 +151,23 @@ def _redact_in_snapshots(s: Session, store: ImageStore, obs: Sequence[FaceObserv
             img = store.load(snap.image_path)
         except FileNotFoundError:
             continue
-        h, w = img.shape[:2]
-        for o in items:
-            mx, my = (o.x2 - o.x1) * REDACT_MARGIN, (o.y2 - o.y1) * REDACT_MARGIN
-            x1, y1 = max(0, int(o.x1 - mx)), max(0, int(o.y1 - my))
-            x2, y2 = min(w, int(np.ceil(o.x2 + mx))), min(h, int(np.ceil(o.y2 + my)))
-            if x2 > x1 and y2 > y1:
-                img[y1:y2, x1:x2] = 0
-                done += 1
+        done += black_out(img, [(o.x1, o.y1, o.x2, o.y2) for o in items])
         store.overwrite(snap.image_path, img)
     return done
 
 
-def _observations_of(s: Session, student: Student) -> Sequence[FaceObservation]:
-    return s.scalars(select(FaceObservation).where(FaceObservation.student_id == student.id)).all()
+def _observations_of(s: Session, student_id: int) -> Sequence[FaceObservation]:
+    # A locking read: on MariaDB it sees rows committed after this transaction's snapshot was
+    # taken (a plain SELECT would not, and their crops would survive the withdrawal).
+    return s.scalars(select(FaceObservation).where(FaceObservation.student_id == student_id)
+                     .with_for_update()).all()
 
 
 def _delete_samples(s: Session, store: ImageStore, student: Student) -> tuple[int, int]:
     """Delete every face sample row of ``student`` and their files. Returns (rows, files)."""
-    samples = s.scalars(select(FaceSample).where(FaceSample.student_id == student.id)).all()
+    # Locking read (see _observations_of); on MariaDB it also gap-locks the student's range of
+    # the student_id index, so no sample of theirs can be inserted until this commits.
+    samples = s.scalars(select(FaceSample).where(FaceSample.student_id == student.id).with_for_update()).all()
     paths = {x.image_path for x in samples if x.image_path}
     # A file is removed only when no *other* student's row refers to it (never the case in
     # practice: sample files are per upload; this guards against hand-made data).
@@ -154,6 +178,70 @@ def _delete_samples(s: Session, store: ImageStore, student: Student) -> tuple[in
     s.flush()
     s.expire(student, ["samples"])
     return len(samples), _delete_files(store, paths - shared)
+
+
+# --- locking and the after-commit sweep ------------------------------------------------------------
+
+def _lock_student(s: Session, student_number: str) -> Student:
+    """The student row, locked until the caller commits (``SELECT ... FOR UPDATE``).
+
+    Enrollment and this module serialise on this row: an enrollment that re-checks consent
+    under the same lock waits for a withdrawal or erasure to commit and then finds no consent
+    (or no student); on MariaDB a sample insert also needs a shared lock on this row (foreign
+    key check) and so waits too. ``populate_existing``: a row the caller read earlier in this
+    transaction is refreshed with what the lock saw.
+    """
+    student = s.scalar(select(Student).where(Student.student_number == student_number).with_for_update()
+                       .execution_options(populate_existing=True))
+    if student is None:
+        raise repo.NotFound(f"no student with id {student_number!r}")
+    return student
+
+
+def _take_write_lock(s: Session, student: Student) -> None:
+    """Clear consent and flush at once, before anything else is read.
+
+    This first write is also the lock SQLite has instead of ``FOR UPDATE`` (it ignores that):
+    from here on no other writer can commit until this transaction ends, so every read below
+    sees all samples and crops committed so far (the old order, read then write, missed a sample
+    an enrollment committed in between, and its file outlived the student).
+    """
+    student.consent_given_at = None
+    s.flush()
+
+
+def _sweep_after_commit(s: Session, store: ImageStore, student_id: int, student_number: str,
+                        course_ids: set[int]) -> None:
+    """Once ``s`` commits, remove what writers that read consent before this change committed
+    around it: samples (rows + files) and matched observations' crops of a student who still has
+    no consent (or no longer exists), and top-match entries naming them.
+
+    Belt and braces: an enrollment that re-checks consent under the student row lock, or a
+    camera session that read its gallery before the withdrawal, cannot slip anything in under
+    the locks above, but one committing just as this transaction does would otherwise leave
+    biometric files behind until the next erasure. Runs in its own transaction; a failure is
+    logged, never raised (the withdrawal itself is already committed).
+    """
+    bind = s.get_bind()
+
+    def sweep(_session: Session) -> None:
+        try:
+            with Session(bind=bind, expire_on_commit=False) as t, t.begin():
+                st = t.scalar(select(Student).where(Student.id == student_id).with_for_update())
+                if st is not None and st.has_consent:
+                    return  # consent given again meanwhile: what is there now is theirs to keep
+                files = 0
+                if st is not None:
+                    files += _delete_samples(t, store, st)[1]
+                files += _scrub_observations(t, store, _observations_of(t, student_id))[0]
+                dropped = _drop_top_matches(t, student_number, course_ids) if st is None else 0
+                if files or dropped:
+                    log.warning("removed %d file(s) and %d top-match entries committed concurrently with a "
+                                "consent withdrawal or erasure", files, dropped)
+        except Exception:  # noqa: BLE001 - after the commit: report, do not undo the withdrawal
+            log.exception("sweep after consent withdrawal / erasure failed")
+
+    event.listen(s, "after_commit", sweep, once=True)
 
 
 # --- consent ----------------------------------------------------------------------------------
@@ -174,23 +262,125 @@ def withdraw_consent(s: Session, store: ImageStore, user: AuthUser, student_numb
 
     Attendance records stay (they are the course's record, not biometric data); face
     observations matched to the student keep their box and match but lose crop files and
-    embedding. Returns counts of what was removed.
+    embedding. The student row is locked first (see :func:`_lock_student`) and, after the
+    commit, anything of theirs committed concurrently is swept. Returns counts of what was removed.
     """
-    student = repo.get_student(s, student_number)
+    student = _lock_student(s, student_number)
     if not (user.is_admin or _is_self(user, student)):
         if user.role != Role.INSTRUCTOR:
             raise AccessDenied("only the student, their instructor or an administrator can withdraw consent")
         require_student_access(user, student)  # instructors: only students on their courses
+    _take_write_lock(s, student)
     samples, sample_files = _delete_samples(s, store, student)
-    crop_files, obs_embeddings = _scrub_observations(s, store, _observations_of(s, student))
-    student.consent_given_at = None
+    crop_files, obs_embeddings = _scrub_observations(s, store, _observations_of(s, student.id))
     counts = {"samples": samples, "sample_files": sample_files, "crop_files": crop_files,
               "observation_embeddings": obs_embeddings}
     repo.audit(s, user.username, "consent.withdraw", "student", student.student_number, **counts)
+    _sweep_after_commit(s, store, student.id, student.student_number, set())
     return counts
 
 
 # --- erasure ----------------------------------------------------------------------------------
+
+def _student_course_ids(s: Session, student: Student) -> set[int]:
+    """Courses whose sessions may name the student in top-match lists: the ones they are on,
+    and those of sessions where they have a record or a matched face (removed from a roster since)."""
+    ids = set(s.scalars(select(Enrollment.course_id).where(Enrollment.student_id == student.id)))
+    ids.update(s.scalars(select(ClassSession.course_id).join(AttendanceRecord, AttendanceRecord.session_id
+                                                             == ClassSession.id)
+                         .where(AttendanceRecord.student_id == student.id)))
+    ids.update(s.scalars(select(ClassSession.course_id).join(Snapshot, Snapshot.session_id == ClassSession.id)
+                         .join(FaceObservation, FaceObservation.snapshot_id == Snapshot.id)
+                         .where(FaceObservation.student_id == student.id)))
+    return ids
+
+
+def _drop_top_matches(s: Session, student_number: str, course_ids: set[int]) -> int:
+    """Remove ``student_number`` from the top-match lists of faces in the given courses' sessions.
+
+    Each list is parsed and compared key by key in Python: a ``LIKE`` on the JSON text misses
+    ids that the JSON serialiser stored escaped (``"st\\u00fc-7"`` for ``stü-7``) and matches
+    ids that merely contain it. Returns how many entries were removed.
+    """
+    if not course_ids:
+        return 0
+    q = (select(FaceObservation).join(Snapshot, FaceObservation.snapshot_id == Snapshot.id)
+         .join(ClassSession, Snapshot.session_id == ClassSession.id)
+         .where(ClassSession.course_id.in_(course_ids), FaceObservation.top_matches.is_not(None)))
+    removed = 0
+    for o in s.scalars(q):
+        top = o.top_matches
+        if not isinstance(top, list):
+            continue
+        kept = [m for m in top if not (isinstance(m, list | tuple) and m and m[0] == student_number)]
+        if len(kept) != len(top):
+            removed += len(top) - len(kept)
+            o.top_matches = kept
+    s.flush()
+    return removed
+
+
+#: Audit actions whose ``details`` name a student (``student=<number>``) although the target is
+#: something else (a course, an attendance record, a face). Rows of other actions are about a
+#: student only through ``target_id`` or ``actor``, both matched by equality.
+AUDIT_ACTIONS_NAMING_STUDENTS = ("roster.add", "roster.remove", "attendance.override", "face.correct", "export")
+_REMOVED = object()
+
+
+def _pseudonymise_audit(s: Session, pseudonym: str, student_number: str, username: str | None, name: str,
+                        reasons: set[str]) -> int:
+    """Replace the student's id and username by ``pseudonym`` in the audit log, drop free text
+    about them (override reasons, anything containing their id, name or username). Returns rows changed.
+
+    The audit trail keeps its shape (who did what, when, to "erased:..."), so counts and the
+    sequence of events stay explainable without saying who the person was.
+    """
+    exact = {v for v in (student_number, username) if v}
+    leaky = {v for v in (student_number, username, name, *reasons) if v and v.strip()}
+    about_target = and_(AuditLog.target_type == "student", AuditLog.target_id == student_number)
+    cond = or_(about_target, AuditLog.action.in_(AUDIT_ACTIONS_NAMING_STUDENTS))
+    if username:
+        cond = or_(cond, and_(AuditLog.target_type == "user", AuditLog.target_id == username),
+                   AuditLog.actor == username)
+
+    def names_them(v: Any) -> bool:
+        if isinstance(v, dict):
+            return any(names_them(x) for x in v.values())
+        if isinstance(v, list):
+            return any(names_them(x) for x in v)
+        return isinstance(v, str) and v in exact
+
+    def scrub(v: Any) -> Any:
+        if isinstance(v, dict):
+            out = {k: scrub(x) for k, x in v.items() if k != "reason"}  # free text about them
+            return {k: x for k, x in out.items() if x is not _REMOVED}
+        if isinstance(v, list):
+            return [x for x in (scrub(x) for x in v) if x is not _REMOVED]
+        if isinstance(v, str):
+            if v in exact:
+                return pseudonym
+            if any(t in v for t in leaky):
+                return _REMOVED
+        return v
+
+    changed = 0
+    for a in s.scalars(select(AuditLog).where(cond)):
+        about = ((a.target_type == "student" and a.target_id == student_number)
+                 or (username is not None and (a.actor == username
+                                               or (a.target_type == "user" and a.target_id == username)))
+                 or names_them(a.details))
+        if not about:
+            continue  # an export or a roster change of someone else: left exactly as it was
+        if a.target_id in exact:
+            a.target_id = pseudonym
+        if a.actor in exact:
+            a.actor = pseudonym
+        if a.details:
+            a.details = scrub(a.details) or None
+        changed += 1
+    s.flush()
+    return changed
+
 
 def erase_student(s: Session, store: ImageStore, user: AuthUser, student_number: str) -> dict[str, int]:
     """Delete the student and every image file and embedding of theirs (admin only).
@@ -199,28 +389,33 @@ def erase_student(s: Session, store: ImageStore, user: AuthUser, student_number:
     to them (the observation rows stay, unassigned, so other students' evidence in the same
     snapshot is intact), their face in the stored classroom snapshots (blacked out, with a
     margin), their entries in other faces' top-match lists, roster entries, attendance
-    records and the linked sign-in account. The audit row keeps only the student number and
-    counts. Faces of theirs that were never recognised (unknown observations) cannot be
-    told apart and stay until the retention purge.
+    records and the linked sign-in account. In the audit log their id and username become
+    one random pseudonym (``erased:<hex>``, the same in every entry about them, not computable
+    from the id) and free text about them (override reasons) is removed; the erasure's own
+    audit row carries only the pseudonym and counts. Faces of theirs that were never
+    recognised (unknown observations) cannot be told apart and stay until the retention purge.
     """
     require_role(user, Role.ADMIN)
-    student = repo.get_student(s, student_number)
+    student = _lock_student(s, student_number)
+    _take_write_lock(s, student)
+    course_ids = _student_course_ids(s, student)
     samples, sample_files = _delete_samples(s, store, student)
-    obs = _observations_of(s, student)
+    obs = _observations_of(s, student.id)
     redacted = _redact_in_snapshots(s, store, obs)
     crop_files, obs_embeddings = _scrub_observations(s, store, obs)
     for o in obs:
         o.student_id = None
         o.similarity = None
     # Other faces' "top matches" lists name the student: drop those entries.
-    q = select(FaceObservation).where(FaceObservation.top_matches.is_not(None),
-                                      cast(FaceObservation.top_matches, String).contains(student.student_number))
-    for o in s.scalars(q):
-        kept = [m for m in (o.top_matches or []) if not (m and m[0] == student.student_number)]
-        if kept != o.top_matches:
-            o.top_matches = kept
+    _drop_top_matches(s, student.student_number, course_ids)
+    reasons = {r for r in s.scalars(select(AttendanceRecord.override_reason)
+                                    .where(AttendanceRecord.student_id == student.id)) if r}
     records = s.execute(delete(AttendanceRecord).where(AttendanceRecord.student_id == student.id)).rowcount or 0
     account = s.get(User, student.user_id) if student.user_id is not None else None
+    pseudonym = "erased:" + secrets.token_hex(6)  # random: a hash of a short student id could be reversed
+    _pseudonymise_audit(s, pseudonym, student.student_number, account.username if account else None, student.name,
+                        reasons)
+    student_id = student.id
     s.delete(student)  # enrollments go by ORM cascade, anything left by the FK cascades
     if account is not None:
         s.delete(account)
@@ -228,7 +423,8 @@ def erase_student(s: Session, store: ImageStore, user: AuthUser, student_number:
     counts = {"samples": samples, "sample_files": sample_files, "crop_files": crop_files,
               "observation_embeddings": obs_embeddings, "snapshot_faces_redacted": redacted,
               "attendance_records": int(records), "account": int(account is not None)}
-    repo.audit(s, user.username, "student.erase", "student", student_number, **counts)
+    repo.audit(s, user.username, "student.erase", "student", pseudonym, **counts)
+    _sweep_after_commit(s, store, student_id, student_number, course_ids)
     return counts
 
 
@@ -268,40 +464,83 @@ MEDIA_KINDS = ("samples", "snapshots", "crops")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".part"}
 
 
+def _referenced_paths(s: Session, among: set[str] | None = None) -> set[str]:
+    """Image paths some row refers to (only those in ``among`` when given: a cheap check of a few)."""
+    cols = (FaceSample.image_path, Snapshot.image_path, FaceObservation.crop_path, FaceObservation.enhanced_path)
+    found: set[str] = set()
+    if among is None:
+        for col in cols:
+            found.update(p for p in s.scalars(select(col).where(col.is_not(None))) if p)
+        return found
+    wanted = sorted(among)
+    for i in range(0, len(wanted), 500):  # bounded IN lists
+        chunk = wanted[i:i + 500]
+        for col in cols:
+            found.update(p for p in s.scalars(select(col).where(col.in_(chunk))) if p)
+    return found
+
+
+def _is_media_path(rel: str) -> bool:
+    parts = rel.split("/")
+    return len(parts) > 1 and parts[0] in MEDIA_KINDS and ".." not in parts and \
+        any(rel.lower().endswith(x) for x in _IMAGE_SUFFIXES)
+
+
 def sweep_orphan_files(s: Session, store: ImageStore, user: AuthUser, *, min_age_s: float = 3600.0,
-                       dry_run: bool = False) -> list[str]:
+                       dry_run: bool = False, journal_only: bool = False) -> list[str]:
     """Delete image files under the data dir that no database row refers to (admin only).
 
     Orphans come from crashes between writing a file and committing its row, or from rows
-    deleted by hand; they would otherwise escape retention and erasure. Only files in
-    :data:`MEDIA_KINDS` folders with image suffixes and older than ``min_age_s`` are touched
-    (younger ones may belong to a transaction still in flight). Returns the relative paths
-    deleted (or that would be, with ``dry_run``); audited as ``media.sweep``.
+    deleted by hand; they would otherwise escape retention and erasure. Two sources:
+
+    * the store's pending journal (``ImageStore.pending_entries``): every file is journaled
+      before it is written, until its row commits. Files of a journal entry whose writer is
+      gone (killed, crashed; or an entry of another host older than ``min_age_s``) and that
+      no row refers to are deleted **whatever their age**, with their temp files; the entry
+      is then removed. Entries of running writers are left alone (their transaction may
+      still commit).
+    * unless ``journal_only`` (the cheap check run at startup): files in :data:`MEDIA_KINDS`
+      folders with image suffixes and older than ``min_age_s`` that no row refers to (files
+      written before the journal existed, rows deleted by hand).
+
+    Returns the relative paths deleted (or that would be, with ``dry_run``, which leaves the
+    journal as it is); audited as ``media.sweep`` (``journal_only`` with an empty journal
+    touches nothing and writes no audit row).
     """
     import time
 
     require_role(user, Role.ADMIN)
-    referenced: set[str] = set()
-    for col in (FaceSample.image_path, Snapshot.image_path, FaceObservation.crop_path,
-                FaceObservation.enhanced_path):
-        referenced.update(p for p in s.scalars(select(col).where(col.is_not(None))) if p)
-    now = time.time()
-    orphans = []
-    for kind in MEDIA_KINDS:
-        base = store.root / kind
-        if not base.is_dir():
-            continue
-        for f in base.rglob("*"):
-            if not f.is_file() or f.suffix.lower() not in _IMAGE_SUFFIXES:
+    # Whether a writer is gone is asked *before* the rows are read: a row its writer committed
+    # just before dying is then seen, and its file kept.
+    stale = [e for e in store.pending_entries()
+             if e.alive is False or (e.alive is None and e.age_s >= min_age_s)]
+    if journal_only and not stale:
+        return []
+    journaled = {p for e in stale for p in e.paths if _is_media_path(p)}
+    referenced = _referenced_paths(s, journaled if journal_only else None)
+    orphans = {p for p in journaled if p not in referenced and (store.root / p).is_file()}
+    if not journal_only:
+        now = time.time()
+        for kind in MEDIA_KINDS:
+            base = store.root / kind
+            if not base.is_dir():
                 continue
-            rel = f.relative_to(store.root).as_posix()
-            if rel in referenced or now - f.stat().st_mtime < min_age_s:
-                continue
-            orphans.append(rel)
+            for f in base.rglob("*"):
+                if not f.is_file() or f.suffix.lower() not in _IMAGE_SUFFIXES:
+                    continue
+                rel = f.relative_to(store.root).as_posix()
+                if rel in referenced or now - f.stat().st_mtime < min_age_s:
+                    continue
+                orphans.add(rel)
     if not dry_run:
+        for e in stale:  # the entry's unreferenced files, its temp files, then the entry itself
+            store.discard_pending(e, delete=[p for p in e.paths if p in orphans])
         for rel in orphans:
             store.delete(rel)
-    repo.audit(s, user.username, "media.sweep", "retention", None, files=len(orphans), dry_run=dry_run)
+    details: dict[str, Any] = {"files": len(orphans), "dry_run": dry_run}
+    if stale:
+        details["journal_entries"] = len(stale)
+    repo.audit(s, user.username, "media.sweep", "retention", None, **details)
     return sorted(orphans)
 
 

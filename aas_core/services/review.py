@@ -228,17 +228,44 @@ def changed_rows(original: Sequence[dict[str, Any]], edited: Sequence[dict[str, 
     return out
 
 
+#: Audit actions after which stored biometric data may be gone or changed (crops deleted, faces
+#: blacked out, matches moved): any of them bumps :func:`consent_version`.
+BIOMETRIC_CHANGES = ("consent.give", "consent.withdraw", "student.erase", "media.purge", "media.sweep",
+                     "face.correct", "sample.delete")
+
+
+def consent_version(s: Any) -> int:
+    """A cheap counter that grows with every consent, erasure or media change (newest such audit id).
+
+    Part of every cache key of crops and snapshots, so a cache never outlives a withdrawal.
+    """
+    from sqlalchemy import func
+
+    from aas_core.db.models import AuditLog
+
+    return int(s.scalar(select(func.max(AuditLog.id)).where(AuditLog.action.in_(BIOMETRIC_CHANGES))) or 0)
+
+
 def review_fingerprint(url: str, session_id: int) -> str:
-    """Changes whenever anything the review shows changes (snapshots, records, overrides, status)."""
+    """Changes whenever anything the review shows changes (snapshots, records, overrides, status, and
+    which faces still have a crop or a match: a withdrawal, erasure or purge deletes crops, so a
+    cached review keyed on this is never shown after one)."""
     with session_scope(url) as s:
         status = s.scalar(select(ClassSession.status).where(ClassSession.id == session_id))
         records = tuple(s.execute(
             select(AttendanceRecord.student_id, AttendanceRecord.final_status, AttendanceRecord.overridden_by,
                    AttendanceRecord.override_reason)
             .where(AttendanceRecord.session_id == session_id).order_by(AttendanceRecord.student_id)).tuples())
+        faces = tuple(s.execute(
+            select(FaceObservation.id, FaceObservation.student_id, FaceObservation.crop_path.is_not(None),
+                   Snapshot.image_path.is_not(None))
+            .join(Snapshot, FaceObservation.snapshot_id == Snapshot.id)
+            .where(Snapshot.session_id == session_id).order_by(FaceObservation.id)).tuples())
+        version = consent_version(s)
     import hashlib
 
-    raw = repr((str(status), [tuple(r) for r in records], snapshot_states(url, session_id)))
+    raw = repr((str(status), [tuple(r) for r in records], [tuple(f) for f in faces], version,
+                snapshot_states(url, session_id)))
     return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 

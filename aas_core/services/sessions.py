@@ -12,6 +12,9 @@ decision to the pure ``domain.decision.decide_session``; review and corrections 
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,12 +25,14 @@ from sqlalchemy import select
 
 from aas_core.config import Settings
 from aas_core.db import repo, session_scope
+from aas_core.db.retry import retry_db, retrying
 from aas_core.db.models import (
     AttendanceRecord,
     ClassSession,
     SessionStatus,
     Snapshot,
     SnapshotStatus,
+    Student,
     utcnow,
 )
 from aas_core.domain.course_config import SessionPlan, draw_seed
@@ -38,6 +43,8 @@ from aas_core.services.enrollment import ensure_embeddings
 from aas_core.vision.matching import Gallery
 from aas_core.vision.pipeline import Pipeline, PipelineResult
 
+log = logging.getLogger(__name__)
+
 OnProcessed = Callable[[int, np.ndarray, "PipelineResult | Exception"], None]
 
 
@@ -47,6 +54,35 @@ class NoSnapshots(RuntimeError):
     def __init__(self, message: str, session_id: int) -> None:
         super().__init__(message)
         self.session_id = session_id
+
+
+class StorageFailed(RuntimeError):
+    """An image of a snapshot could not be written (a full disk, a data dir that is not writable).
+
+    By then the snapshot is FAILED with the error text and none of its face crops is left on disk.
+    """
+
+    def __init__(self, message: str, session_id: int) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+
+
+class SessionFailed(RuntimeError):
+    """``run_from_images`` could not complete a session it had started (a storage failure, the
+    database lost for good). The message is one line saying what failed and what became of the
+    session: ``aborted`` (closed without attendance) or still open when even that failed."""
+
+    def __init__(self, message: str, session_id: int, *, aborted: bool) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.aborted = aborted
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (a driver error's text, without SQLAlchemy's SQL and links)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"[:300]
 
 
 @dataclass
@@ -67,6 +103,14 @@ class Recognition:
 
     gallery: Gallery | None
     threshold: float | None  # None: the pipeline's (settings or the embedder's calibrated default)
+    # Students of the session's starting gallery whose consent has gone since (withdrawn or
+    # erased): their faces are withheld, not stored as unknown (observations.withhold_suppressed).
+    suppressed: Gallery | None = None
+
+
+#: Starting galleries kept per SessionService (sessions whose gallery diff is still needed);
+#: the oldest is forgotten beyond this, a service normally runs one session at a time.
+_KEEP_STARTING_GALLERIES = 16
 
 
 class SessionService:
@@ -79,6 +123,11 @@ class SessionService:
         self.store = store
         self.pipeline = pipeline
         self.settings = settings
+        # session id -> (student numbers, embeddings) of the gallery the session started with, in
+        # memory only (never stored: after a withdrawal these are the only copy, and they go with
+        # the process). The camera session's worker thread reads it, so it has a lock.
+        self._starting_galleries: OrderedDict[int, tuple[list[str], np.ndarray]] = OrderedDict()
+        self._galleries_lock = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, course_code: str, *, plan: SessionPlan | None = None, seed: int | None = None,
@@ -100,6 +149,10 @@ class SessionService:
         # Profile switches: embed stored samples with this pipeline's model before matching,
         # outside the transaction above (models run for seconds; see ensure_embeddings).
         ensure_embeddings(self.url, course_code, self.pipeline, self.store, self.settings)
+        try:
+            self.recognition(session_id)  # remember the starting gallery now, not at the first snapshot
+        except Exception:  # noqa: BLE001 - the session is committed; the first snapshot reads it instead
+            log.warning("session %s: reading the starting gallery failed", session_id, exc_info=True)
         return session_id
 
     def started_at(self, session_id: int) -> datetime:
@@ -109,8 +162,17 @@ class SessionService:
     def store_snapshot(self, session_id: int, index: int, image: np.ndarray, *, camera: str | None = None,
                        light_used: bool = False, captured_at: datetime | None = None,
                        scheduled_offset_s: float | None = None) -> int:
-        """Write the image (evidence) and its row and commit, before any processing."""
-        rel = self.store.save("snapshots", image, quality=95)
+        """Write the image (evidence) and its row and commit, before any processing.
+
+        If the image cannot be written (``OSError``: disk full, ...) the snapshot is recorded as
+        FAILED with the error and :class:`StorageFailed` raised.
+        """
+        try:
+            rel = self.store.save("snapshots", image, quality=95)
+        except OSError as exc:
+            error = f"could not store the snapshot image: {exc}"
+            self._record_failed(session_id, index, error, camera)
+            raise StorageFailed(f"snapshot {index + 1} of session {session_id}: {error}", session_id) from exc
         with session_scope(self.url) as s:
             discard_on_rollback(s, self.store, rel)  # the row or nothing: no orphan image on failure
             old = s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index))
@@ -128,6 +190,17 @@ class SessionService:
             s.flush()
             return snap.id
 
+    def _record_failed(self, session_id: int, index: int, error: str, camera: str | None) -> None:
+        """A snapshot whose image could not be stored: FAILED with the error (a retake of a missing
+        or failed one updates it; one already stored is left as it is)."""
+        with session_scope(self.url) as s:
+            old = s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index))
+            if old is None:
+                s.add(Snapshot(session_id=session_id, index=index, status=SnapshotStatus.FAILED, error=error[:2000],
+                               camera=camera))
+            elif old.status in (SnapshotStatus.MISSING, SnapshotStatus.FAILED):
+                old.status, old.error = SnapshotStatus.FAILED, error[:2000]
+
     def record_missing(self, session_id: int, index: int, error: str, camera: str | None = None) -> None:
         with session_scope(self.url) as s:
             if s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index)):
@@ -136,11 +209,30 @@ class SessionService:
                            camera=camera))
 
     def recognition(self, session_id: int) -> Recognition:
+        """The current gallery and threshold, and the students to withhold (see ``Recognition``).
+
+        The first call for a session remembers its gallery as the starting one; later calls
+        compare: a student of the starting gallery missing now *because* their consent went
+        (withdrawn, or the student erased) is suppressed. One who still consents but left the
+        roster or lost their samples is simply no longer matched.
+        """
+        name = self.pipeline.embedder.name
         with session_scope(self.url) as s:
             course = self._session(s, session_id).course
-            ids, embs = repo.gallery_arrays(s, course, self.pipeline.embedder.name)
+            ids, embs = repo.gallery_arrays(s, course, name)
             threshold = course.config.recognition.threshold
-        return Recognition(Gallery(ids, embs, self.pipeline.embedder.name) if ids else None, threshold)
+            with self._galleries_lock:
+                start_ids, start_embs = self._starting_galleries.setdefault(session_id, (ids, embs))
+                self._starting_galleries.move_to_end(session_id)
+                while len(self._starting_galleries) > _KEEP_STARTING_GALLERIES:
+                    self._starting_galleries.popitem(last=False)
+            gone = set(start_ids) - set(ids)
+            if gone:
+                gone -= set(s.scalars(select(Student.student_number).where(
+                    Student.student_number.in_(gone), Student.consent_given_at.is_not(None))))
+        rows = [k for k, sn in enumerate(start_ids) if sn in gone]
+        suppressed = Gallery([start_ids[k] for k in rows], start_embs[rows], name) if rows else None
+        return Recognition(Gallery(ids, embs, name) if ids else None, threshold, suppressed)
 
     def process_snapshot(self, snapshot_id: int, recognition: Recognition | None = None, *,
                          image: np.ndarray | None = None) -> PipelineResult:
@@ -166,8 +258,18 @@ class SessionService:
                 snap.status = SnapshotStatus.FAILED
                 snap.error = f"{exc.__class__.__name__}: {exc}"[:2000]
             raise
-        crop_paths = [self.store.save("crops", observations.viewable_crop(c)) for c in result.crops.crops]
-        enh_paths = [self.store.save("crops", e) if e is not None else None for e in result.crops.enhanced]
+        withheld = observations.withhold_suppressed(result, recognition.suppressed, self.store, rel, image)
+        n_crops = len(result.crops.crops)
+        try:
+            # One all-or-nothing batch: a write that fails (disk full) removes the crops of this
+            # snapshot already written, so a failed snapshot leaves no face image behind.
+            paths = self.store.save_many("crops", [*(observations.viewable_crop(c) for c in result.crops.crops),
+                                                   *result.crops.enhanced])
+        except OSError as exc:
+            error = f"could not store the face crops: {exc}"
+            index = self._mark_failed(snapshot_id, error)
+            raise StorageFailed(f"snapshot {index + 1} of session {session_id}: {error}", session_id) from exc
+        crop_paths, enh_paths = paths[:n_crops], paths[n_crops:]
         with session_scope(self.url) as s:
             for p in [*crop_paths, *enh_paths]:
                 if p:
@@ -178,13 +280,21 @@ class SessionService:
             replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]
             snap.observations.clear()
             snap.observations.extend(observations.observation_rows(
-                result, observations.student_ids(s, named), crop_paths, enh_paths))
+                result, observations.student_ids(s, named), crop_paths, enh_paths, withheld))
             snap.status = SnapshotStatus.PROCESSED
             snap.error = None
             snap.info = observations.snapshot_info(result, self.pipeline.config.profile)
         for p in replaced:
             self.store.delete(p)
         return result
+
+    def _mark_failed(self, snapshot_id: int, error: str) -> int:
+        """Set a stored snapshot FAILED with ``error``; returns its index."""
+        with session_scope(self.url) as s:
+            snap = s.get(Snapshot, snapshot_id)
+            snap.status = SnapshotStatus.FAILED
+            snap.error = error[:2000]
+            return snap.index
 
     def finalize(self, session_id: int, *, actor: str = "system") -> SessionOutcome:
         """Decide every rostered student's status from the stored observations, in one transaction."""
@@ -258,25 +368,51 @@ class SessionService:
 
         A snapshot whose processing fails is kept as FAILED (the rules skip it) and the
         session goes on; with no usable snapshot at all the session is aborted and
-        ``NoSnapshots`` raised ("no data", never "everybody absent").
+        ``NoSnapshots`` raised ("no data", never "everybody absent"). A storage failure (disk
+        full), or a database step still failing after its retries, aborts the session and
+        raises :class:`SessionFailed` (never a session left RUNNING when it can be closed).
         """
         if not images:
             raise ValueError("a session needs at least one snapshot")
         sid = self.start(course_code, camera_name=camera, plan=SessionPlan.for_images(len(images), camera), actor=actor)
-        recognition = self.recognition(sid)
-        for k, img in enumerate(images):
-            snap_id = self.store_snapshot(sid, k, img, camera=camera)
-            try:
-                result: PipelineResult | Exception = self.process_snapshot(snap_id, recognition, image=img)
-            except Exception as exc:  # stored as FAILED by process_snapshot
-                result = exc
-            if on_processed:
-                on_processed(k, img, result)
-        outcome = self.finalize_or_abort(sid, actor=actor)
+        # From here on the session exists: whatever fails, it must not be left RUNNING. Every
+        # step is a unit of work retried on a lost database connection (as for camera sessions).
+        step = "reading the roster gallery"
+        try:
+            recognition = retry_db(lambda: self.recognition(sid))
+            for k, img in enumerate(images):
+                step = f"storing snapshot {k + 1}"
+                snap_id = retrying(self.store_snapshot)(sid, k, img, camera=camera)
+                step = f"processing snapshot {k + 1}"
+                try:
+                    result: PipelineResult | Exception = retrying(self.process_snapshot)(snap_id, recognition,
+                                                                                          image=img)
+                except StorageFailed:
+                    raise  # the disk, not this image: the next snapshots would fail the same way
+                except Exception as exc:  # stored as FAILED by process_snapshot
+                    result = exc
+                if on_processed:
+                    on_processed(k, img, result)
+            step = "finalizing"
+            outcome = retry_db(lambda: self.finalize_or_abort(sid, actor=actor))
+        except Exception as exc:
+            raise self._close_after_failure(sid, actor, exc, step) from exc
         if outcome is None:
             raise NoSnapshots(f"session {sid}: no snapshot could be processed; the session was closed without "
                               "attendance", sid)
         return outcome
+
+    def _close_after_failure(self, session_id: int, actor: str, exc: Exception, step: str) -> SessionFailed:
+        """Abort a session a failure stopped (retried like the other steps); say in one line what
+        failed and whether the session is closed."""
+        what = str(exc) if isinstance(exc, StorageFailed) else f"{step} failed: {one_line(exc)}"
+        try:
+            retry_db(lambda: self.abort(session_id, actor=actor, reason=what))
+        except Exception as abort_exc:  # noqa: BLE001 - the database is gone for good: say so, no traceback
+            return SessionFailed(f"session {session_id}: {what}; it could not be closed either "
+                                 f"({one_line(abort_exc)}): run `aas session resume {session_id}` "
+                                 "once the database is reachable", session_id, aborted=False)
+        return SessionFailed(f"session {session_id} aborted without attendance: {what}", session_id, aborted=True)
 
     def resume_or_close(self, session_id: int, *, actor: str = "system") -> SessionOutcome:
         """After a restart: process snapshots that were stored but not processed, record the

@@ -20,6 +20,8 @@ from aas_core.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from aas_core.media.store import ImageStore
+    from aas_core.services.auth import AuthUser
+    from aas_core.services.review import Review
     from aas_core.vision.pipeline import Pipeline
     from aas_core.vision.profiles import PipelineConfig
 
@@ -36,6 +38,12 @@ def database_url() -> str:
 
     url = settings().database_url
     init_db(url)
+    # Once per server start: files a crashed writer left (kill -9 mid-write) that no row refers to.
+    from aas_core.db.models import Role
+    from aas_core.services import in_transaction, privacy
+    from aas_core.services.auth import AuthUser
+
+    in_transaction(url, privacy.sweep_orphan_files, image_store(), AuthUser(0, "system", Role.ADMIN), journal_only=True)
     return url
 
 
@@ -52,6 +60,29 @@ def image_store() -> ImageStore:
     root = s.resolved(s.data_dir)
     root.mkdir(parents=True, exist_ok=True)
     return ImageStore(root)
+
+
+# --- session review (crops and snapshots) ---------------------------------------------------
+
+@st.cache_data(show_spinner="Loading the session…", max_entries=4)
+def _review(url: str, session_id: int, username: str, fingerprint: str, _store: ImageStore,
+            _user: AuthUser) -> Review:
+    from aas_core.services.review import load_review
+
+    return load_review(url, _store, _user, session_id)
+
+
+def session_review(url: str, store: ImageStore, user: AuthUser, session_id: int) -> Review:
+    """The review of a session (statuses, evidence crops, annotated snapshots), cached per viewer.
+
+    Crops are read from disk once per change of the session, not per rerun. The key holds
+    ``review.review_fingerprint``, which changes with every consent withdrawal, erasure, purge
+    or correction (and with the crops of the session themselves): a cached review never shows
+    a face whose crop has since been deleted.
+    """
+    from aas_core.services.review import review_fingerprint
+
+    return _review(url, session_id, user.username, review_fingerprint(url, session_id), store, user)
 
 
 # --- pipeline configuration -----------------------------------------------------------------
