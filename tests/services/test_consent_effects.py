@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_vision import SEAT, TOP, PATCH, FakePipeline, scene, seat_vector
-from sqlalchemy import event, inspect, select, text
+from sqlalchemy import event, select
+from trust_world import all_text
 
 from aas_core.config import Settings
 from aas_core.db import init_db, repo, session_scope
 from aas_core.db.embeddings import from_blob, to_blob
-from aas_core.db.engine import get_engine
 from aas_core.db.models import AttendanceRecord, AuditLog, FaceObservation, FaceSample, Role, Snapshot, Student
 from aas_core.media.store import ImageStore, discard_on_rollback
 from aas_core.services import privacy
@@ -192,16 +192,6 @@ def test_a_sample_and_a_crop_committed_just_after_a_withdrawal_are_swept(school)
 
 # --- (6) erasure of a student with a non-ASCII id leaves no trace -------------------------------------
 
-def _dump(url: str) -> str:
-    """Every row of every table as one string (raw SQL, independent of the ORM)."""
-    eng = get_engine(url)
-    parts = []
-    with eng.connect() as c:
-        for table in inspect(eng).get_table_names():
-            parts += [repr(tuple(r)) for r in c.execute(text(f"SELECT * FROM {table}"))]
-    return "\n".join(parts)
-
-
 def _forms(value: str) -> set[str]:
     """The value as stored in plain text and inside ASCII-escaped JSON."""
     return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
@@ -235,7 +225,7 @@ def test_erasing_a_student_with_a_non_ascii_id_leaves_no_trace(school, number: s
     with session_scope(url) as s:
         privacy.erase_student(s, store, ADMIN, number)
 
-    everything = _dump(url)
+    everything = all_text(url)
     for secret in (number, name, username, reason):
         for form in _forms(secret):
             assert form not in everything, f"{form!r} is still in the database"

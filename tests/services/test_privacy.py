@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
-from trust_world import World, all_files, record_count
+from trust_world import World, all_files, all_text, record_count
 
 from aas_core.db import repo, session_scope
 from aas_core.db.engine import get_engine
@@ -40,18 +40,6 @@ def _all_blobs(url: str) -> list[bytes]:
         for table in ("face_samples", "face_observations"):
             out += [r[0] for r in c.execute(text(f"SELECT embedding FROM {table} WHERE embedding IS NOT NULL"))]
         return out
-
-
-def _all_text(url: str) -> str:
-    """Every row of every table as one string (to look for a name or an e-mail anywhere)."""
-    eng = get_engine(url)
-    from sqlalchemy import inspect
-
-    parts = []
-    with eng.connect() as c:
-        for table in inspect(eng).get_table_names():
-            parts += [repr(tuple(r)) for r in c.execute(text(f"SELECT * FROM {table}"))]
-    return "\n".join(parts)
 
 
 def test_withdraw_consent_deletes_samples_files_and_crops_but_keeps_attendance(world: World) -> None:
@@ -115,7 +103,7 @@ def test_erase_student_leaves_no_file_no_embedding_no_row(world: World) -> None:
         assert all(r.student.student_number != "S2" for r in s.scalars(select(AttendanceRecord)))
         for o in s.scalars(select(FaceObservation)):
             assert not any(m[0] == "S2" for m in (o.top_matches or []))
-    everything = _all_text(url)
+    everything = all_text(url)
     assert "Student S2" not in everything and "s2@school.test" not in everything
     [a] = _audit(url, "student.erase")
     # the student number is pseudonymised too (test_consent_effects.py checks every trace of it)

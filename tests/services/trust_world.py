@@ -16,9 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
-from aas_core.db import repo, session_scope
+from aas_core.db import get_engine, repo, session_scope
 from aas_core.db.embeddings import to_blob
 from aas_core.db.models import (
     AttendanceRecord,
@@ -139,3 +139,14 @@ def record_count(url: str, student_number: str | None = None) -> int:
 def user_rows(url: str) -> list[User]:
     with session_scope(url) as s:
         return list(s.scalars(select(User)))
+
+
+def all_text(url: str) -> str:
+    """Every row of every table as one string (raw SQL, independent of the ORM): to look for a
+    name, an e-mail or an id anywhere in the database."""
+    eng = get_engine(url)
+    parts = []
+    with eng.connect() as c:
+        for table in inspect(eng).get_table_names():
+            parts += [repr(tuple(r)) for r in c.execute(text(f"SELECT * FROM {table}"))]
+    return "\n".join(parts)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
+from tests.ui.test_pages_apptest import _clear_caches
 
 from aas_core.services.auth import SIGN_IN_LIMITS, AuthUser
 
@@ -25,16 +26,6 @@ PASSWORD = "plum-orbit-lantern-42"  # noqa: S105 - passes the password policy
 NEW_PASSWORD = "velvet canyon drums 7"  # noqa: S105
 CHANGED = "Your account was changed or disabled; please sign in again."
 HOME_TITLE = ":material/school: Automated Attendance"
-
-
-def _clear_caches() -> None:
-    import streamlit as st
-
-    from aas_core.config import get_settings
-
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 @pytest.fixture(autouse=True)
