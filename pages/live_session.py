@@ -20,7 +20,7 @@ from aas_core.ui.enroll import IMAGE_TYPES, decode_uploads
 from aas_core.ui.text import plain
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, session_review, settings
 from aas_core.ui.widgets import flash, pick_course, show_bgr, show_flashes, status_text
-from aas_core.media.draw import draw_result
+from aas_core.media.draw import DISPLAY_MAX_SIDE, draw_result
 
 user = require_user(Role.INSTRUCTOR)
 show_flashes()
@@ -96,7 +96,9 @@ with tab_upload:
                         if isinstance(result, Exception):
                             st.error(f"Snapshot {k + 1} failed: {plain(result)}")
                             return
-                        show_bgr(draw_result(img, result, {sn: sn for sn in names}))
+                        # drawn at display size: st.image would otherwise re-encode the full frame
+                        # (60-80 ms a 1080p snapshot, benchmarks/e2e_overhead.py)
+                        show_bgr(draw_result(img, result, {sn: sn for sn in names}, max_side=DISPLAY_MAX_SIDE))
                         rec = sum(a is not None for a in (result.match.assigned if result.match else []))
                         st.caption(f"Snapshot {k + 1}: {len(result)} faces, {rec} recognised · "
                                    f"{result.timings_ms.get('total', 0):.0f} ms")

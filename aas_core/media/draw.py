@@ -28,6 +28,10 @@ SOURCE_COLOURS: dict[str, tuple[int, int, int]] = {
     "frame": (0, 190, 255),  # amber: found on the whole frame
 }
 SOURCE_HEX = {"person": "#3cb43c", "tile": "#1e78eb", "frame": "#ffbe00"}
+#: Longest side of an annotated image meant only for the screen. ``st.image`` sends at most
+#: 1460 px wide: anything wider it JPEG-encodes, decodes, resizes and encodes again; an image
+#: drawn at this size is encoded once, and drawing on it is cheaper too.
+DISPLAY_MAX_SIDE = 1440
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -90,22 +94,33 @@ def draw_detections(image: np.ndarray, persons_xyxy: np.ndarray | None, faces_xy
 
 
 def draw_observations(image: np.ndarray, boxes: Sequence[Sequence[float]], labels: Sequence[str | None],
-                      matched: Sequence[bool], persons_xyxy: np.ndarray | None = None) -> np.ndarray:
-    """Stored face observations: green = recognised (label = student), orange = unknown; persons grey."""
-    out = image.copy()
-    _persons_on(out, persons_xyxy)
+                      matched: Sequence[bool], persons_xyxy: np.ndarray | None = None, *,
+                      max_side: int | None = None) -> np.ndarray:
+    """Stored face observations: green = recognised (label = student), orange = unknown; persons grey.
+
+    ``max_side``: draw on a copy downscaled to at most that many pixels (:func:`fit`; boxes in
+    the coordinates of ``image``), for images only meant for the screen (``DISPLAY_MAX_SIDE``).
+    """
+    out = fit(image, max_side) if max_side else image
+    out = out.copy() if out is image else out
+    s = out.shape[1] / image.shape[1] if out.shape[1] else 1.0
+    _persons_on(out, None if persons_xyxy is None else np.asarray(persons_xyxy, np.float64) * s)
     for b, lab, ok in zip(boxes, labels, matched):
-        box_on(out, b, GREEN if ok else ORANGE, lab)
+        box_on(out, [float(v) * s for v in b[:4]], GREEN if ok else ORANGE, lab)
     return out
 
 
-def draw_result(image: np.ndarray, result: PipelineResult, names: dict[str, str] | None = None) -> np.ndarray:
-    """A pipeline result: person boxes (grey), faces (green = matched, labelled by ``names``; orange = unknown)."""
+def draw_result(image: np.ndarray, result: PipelineResult, names: dict[str, str] | None = None, *,
+                max_side: int | None = None) -> np.ndarray:
+    """A pipeline result: person boxes (grey), faces (green = matched, labelled by ``names``; orange = unknown).
+
+    ``max_side``: as for :func:`draw_observations` (pass ``DISPLAY_MAX_SIDE`` for ``st.image``).
+    """
     n = len(result.faces)
     assigned = result.match.assigned if result.match is not None else [None] * n
     labels = [str((names or {}).get(sid, sid)) if sid else f"#{i}" for i, sid in enumerate(assigned)]
     return draw_observations(image, result.faces.xyxy, labels, [bool(sid) for sid in assigned],
-                             persons_xyxy=result.persons.xyxy)
+                             persons_xyxy=result.persons.xyxy, max_side=max_side)
 
 
 def fit(image: np.ndarray, max_side: int) -> np.ndarray:

@@ -6,7 +6,10 @@ Nothing half-written, nothing unaccounted for
 --------------------------------------------
 * Every image is written to ``<name>.part`` in its final folder, fsynced, then renamed over
   the final name (``os.replace``) and the folder fsynced: a crash never leaves a truncated
-  image under a name a row may point to.
+  image under a name a row may point to. A batch (``save_many``: the face crops of a
+  snapshot) is encoded first, its files written one after the other, fsynced together (in
+  a small thread pool: the journal commits of concurrent fsyncs are shared, one commit
+  instead of one per file), and only then renamed: still no name before its bytes are on disk.
 * *Before* any byte of an image is written, its relative path is recorded in the pending
   journal: one small marker file per ``save``/``save_many`` call in ``<data>/.pending/``
   (JSON: the paths, the writer's host, pid and process start time), itself written to a
@@ -28,6 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +47,24 @@ log = logging.getLogger(__name__)
 PENDING_DIR = ".pending"
 _TMP = ".part"  # suffix of a file being written; never referenced by a row
 
+#: Threads that encode and fsync the images of one ``save_many`` call (both release the GIL;
+#: fsync mostly waits on the disk). Created on first use, shared by every store of the process.
+_IO_WORKERS = 8
+_pool: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _io_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _POOL_LOCK:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_IO_WORKERS, thread_name_prefix="aas-store")
+        return _pool
+
 
 def _write_file(path: Path, data: bytes) -> None:
-    """Create ``path`` (it must not exist), write ``data`` and fsync it before returning.
+    """Create ``path`` (it must not exist) and write ``data``; the caller fsyncs it
+    (:func:`_fsync_file`) before any rename makes it visible under a final name.
 
     The one place bytes reach the disk (tests make it fail with ENOSPC to simulate a full disk).
     """
@@ -54,9 +73,37 @@ def _write_file(path: Path, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)  # the data is on disk before the rename makes it visible under its final name
     finally:
         os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush a written file's data to the disk (fsync works on the file, through any descriptor)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_all(paths: Sequence[Path]) -> None:
+    """fsync every file of ``paths``, concurrently when there are several; raises the first error
+    after every fsync has finished (none is left running when the caller cleans up)."""
+    if len(paths) <= 1:
+        for p in paths:
+            _fsync_file(p)
+        return
+    futures = [_io_pool().submit(_fsync_file, p) for p in paths]
+    wait(futures)
+    for f in futures:
+        f.result()
+
+
+def _encode(ext: str, params: list[int], image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise ValueError(f"could not encode image as {ext}")
+    return buf.tobytes()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -169,21 +216,30 @@ class ImageStore:
         if not wanted:
             return rels
         params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == ".jpg" else []
+        todo = [(rel, img) for rel, img in zip(rels, images, strict=True) if rel is not None]
+        # Encoded before anything reaches the disk (an encoding error writes nothing at all).
+        if len(todo) > 1:
+            data = list(_io_pool().map(lambda item: _encode(ext, params, item[1]), todo))
+        else:
+            data = [_encode(ext, params, img) for _, img in todo]
         marker = self._journal(wanted)  # before any image byte: a crash from here on is accounted for
         written: list[str] = []
         try:
             folders = set()
-            for rel, img in zip(rels, images, strict=True):
-                if rel is None:
-                    continue
-                ok, buf = cv2.imencode(ext, img, params)
-                if not ok:
-                    raise ValueError(f"could not encode image as {ext}")
+            temps = []
+            # Written one after the other (the first failure, a full disk, stops the batch), ...
+            for (rel, _), buf in zip(todo, data, strict=True):
                 path = self.root / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + _TMP)
                 written.append(rel)
-                self._replace_atomically(path, buf.tobytes(), sync_dir=False)
+                _unlink(tmp)  # a leftover of a crashed earlier attempt at this very name
+                _write_file(tmp, buf)
+                temps.append(tmp)
                 folders.add(path.parent)
+            _fsync_all(temps)  # ... fsynced together, and only then given their final names
+            for tmp in temps:
+                os.replace(tmp, tmp.with_name(tmp.name.removesuffix(_TMP)))
             for folder in folders:  # one fsync per folder makes every rename of this call durable
                 _fsync_dir(folder)
         except BaseException:
@@ -205,28 +261,26 @@ class ImageStore:
             raise FileNotFoundError(f"stored image missing: {rel}")
         ext = path.suffix.lower() or ".jpg"
         params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
-        ok, buf = cv2.imencode(ext, image_bgr, params)
-        if not ok:
-            raise ValueError(f"could not encode image as {ext}")
+        data = _encode(ext, params, image_bgr)
         # Journaled too: a crash mid-write would leave the temp file behind (the file itself is
         # referenced, so a sweep keeps it and only removes the temp).
         marker = self._journal([rel], track=False)
         try:
-            self._replace_atomically(path, buf.tobytes())
+            self._replace_atomically(path, data)
         finally:
             _unlink(marker)
 
-    def _replace_atomically(self, path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    def _replace_atomically(self, path: Path, data: bytes) -> None:
         tmp = path.with_name(path.name + _TMP)
         _unlink(tmp)  # a leftover of a crashed earlier attempt at this very name
         try:
             _write_file(tmp, data)
+            _fsync_file(tmp)  # the data is on disk before the rename makes it visible under its name
             os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
         except BaseException:
             _unlink(tmp)
             raise
-        if sync_dir:
-            _fsync_dir(path.parent)
+        _fsync_dir(path.parent)
 
     def _remove(self, path: Path) -> None:
         _unlink(path)
@@ -241,6 +295,7 @@ class ImageStore:
         tmp = marker.with_name(marker.name + _TMP)
         try:
             _write_file(tmp, body)
+            _fsync_file(tmp)
             os.replace(tmp, marker)  # a marker is whole or absent (a sweep never reads half of one)
         except BaseException:
             _unlink(tmp)

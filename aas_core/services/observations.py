@@ -12,10 +12,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import inspect, insert, select
 from sqlalchemy.orm import Session
 
 from aas_core.db.embeddings import to_blob
+from aas_core.db.limits import FieldTooLong, too_long
 from aas_core.db.models import FaceObservation, Snapshot, SnapshotStatus, Student
 from aas_core.domain.continuity import Seen, recover_by_seat
 from aas_core.domain.decision import Sighting
@@ -109,6 +110,28 @@ def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Se
             similarity=float(m.assigned_similarity[i]) if m and number else None,
             match_source="threshold" if number else None, top_matches=top))
     return rows
+
+
+def insert_rows(s: Session, snapshot_id: int, rows: Sequence[FaceObservation]) -> None:
+    """Insert the rows of :func:`observation_rows` for one snapshot in one batched statement.
+
+    A flush of the objects would send one INSERT per face (the ORM groups consecutive rows by
+    the columns they set, and named and unknown faces alternate); this is one executemany (one
+    round trip on MariaDB, whose drivers send it as a multi-row INSERT). Text lengths are
+    checked as every ORM flush checks them (``db.limits``). The rows stay out of ``s``.
+    """
+    if not rows:
+        return
+    problems = [p for row in rows for p in too_long(row)]
+    if problems:
+        raise FieldTooLong("; ".join(dict.fromkeys(problems)))
+    cols = [(a.key, a.columns[0].key) for a in inspect(FaceObservation).column_attrs
+            if a.key not in ("id", "snapshot_id")]
+    table = FaceObservation.__table__
+    # Core, every row with the same keys: one executemany (the ORM's bulk insert still splits
+    # rows by which values are None). A None top-match list is stored as JSON null.
+    s.execute(insert(table), [{"snapshot_id": snapshot_id, **{c: getattr(row, k) for k, c in cols}}
+                              for row in rows])
 
 
 def snapshot_info(result: PipelineResult, profile: str) -> dict[str, Any]:

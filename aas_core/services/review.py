@@ -26,7 +26,7 @@ from aas_core.db.models import (
 )
 from aas_core.domain.attendance import Status
 from aas_core.domain.course_config import CourseConfig
-from aas_core.media.draw import data_uri, draw_observations
+from aas_core.media.draw import DISPLAY_MAX_SIDE, data_uri, draw_observations
 from aas_core.media.store import ImageStore
 from aas_core.services import privacy
 from aas_core.services.auth import AuthUser, require_course
@@ -60,7 +60,7 @@ def recent_sessions(url: str, user: AuthUser, course_code: str, limit: int = 20)
 class SnapshotView:
     index: int
     status: str
-    image: np.ndarray | None  # annotated
+    image: np.ndarray | None  # annotated, at most DISPLAY_MAX_SIDE px (for the screen)
     faces: int
     recognised: int
     error: str | None
@@ -140,8 +140,10 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
                 raw = _or_none(lambda snap=snap: privacy.snapshot_image(s, store, user, snap.id))
                 if raw is not None:
                     labels = [names.get(o.student_id, ("?", ""))[0] if o.student_id else "?" for o in obs]
+                    # for the screen only: drawn at display size (st.image sends no more), which
+                    # also keeps the cached review small
                     image = draw_observations(raw, [(o.x1, o.y1, o.x2, o.y2) for o in obs], labels,
-                                              [o.student_id is not None for o in obs])
+                                              [o.student_id is not None for o in obs], max_side=DISPLAY_MAX_SIDE)
             views.append(SnapshotView(snap.index, snap.status.value, image, len(obs),
                                       sum(o.student_id is not None for o in obs), snap.error,
                                       (snap.info or {}).get("timings_ms"), snap.captured_at))

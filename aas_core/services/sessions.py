@@ -279,7 +279,7 @@ class SessionService:
             # Re-processing replaces the observations: their crop files go once this commits.
             replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]
             snap.observations.clear()
-            snap.observations.extend(observations.observation_rows(
+            observations.insert_rows(s, snapshot_id, observations.observation_rows(
                 result, observations.student_ids(s, named), crop_paths, enh_paths, withheld))
             snap.status = SnapshotStatus.PROCESSED
             snap.error = None
