@@ -55,11 +55,24 @@ def bench(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
           repeats: Annotated[int, typer.Option("--repeats")] = 3,
           gallery_size: Annotated[int, typer.Option("--gallery")] = 10_000,
           dataset: Annotated[Path | None, typer.Option("--dataset", help="Labelled faces folder for the scene.")] = None,
-          profiles: Annotated[list[str] | None, typer.Option("--profile")] = None) -> None:
+          profiles: Annotated[list[str] | None, typer.Option("--profile")] = None,
+          peers: Annotated[bool, typer.Option(
+              "--peers", help="Instead: the profiles against InsightFace's FaceAnalysis loop (det 640 / 1280, "
+                              "same weights) on 1080p and 4K scenes, interleaved.")] = False) -> None:
     """Per-stage median ms on a 1920x1080 classroom snapshot per profile, and gallery matching."""
-    from aas_core.tools.bench import run_bench
+    from aas_core.tools.bench import peer_text, run_bench, run_peer_bench
 
     c = ctx_of(ctx)
+    if peers:
+        if repeats < 1:
+            raise fail("--repeats must be at least 1")
+        try:
+            report = run_peer_bench(c.settings.models_dir, dataset=dataset, n_faces=faces, repeats=repeats,
+                                    profiles=profiles)
+        except (FileNotFoundError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        typer.echo(json.dumps(report) if as_json else peer_text(report))
+        return
     try:
         report = run_bench(c.settings.models_dir, dataset=dataset, n_faces=faces, repeats=repeats,
                            gallery_size=gallery_size, profiles=profiles)
