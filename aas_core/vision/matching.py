@@ -24,6 +24,29 @@ Assignment
 Everything is one matrix multiply over the whole roster plus vectorised reductions:
 10,000 students x 5 samples against 40 faces takes ~5 ms with 128-d and ~16 ms with
 512-d embeddings on a 2-core CPU (median, idle machine; ``benchmarks/bench_matching.py``).
+
+Institution scale (two-stage search)
+    From ``TWO_STAGE_MIN_STUDENTS`` students on (a face searched across the whole
+    institution rather than a roster), scoring every sample costs ``1 + n_samples`` GEMM rows
+    per student. :class:`Gallery` then searches in two stages:
+
+    1. *stage 1* scores the queries against one row per student, the mean template, plus the
+       few "mode" samples whose cosine to their own mean is under ``MODE_COS`` (glasses
+       on/off, a profile shot: the samples the mean does not represent). The stage-1 score is
+       ``max(cos(q, mean), cos(q, mode samples))``, a lower bound of the exact score;
+    2. the best ``K = max(candidates, top_k, number of queries)`` students of each query by
+       stage 1 are scored exactly (mean and every sample), and their exact score replaces the
+       stage-1 one.
+
+    ``top_ids``, ``top_similarity``, ``assigned`` and the scores of each query's candidates
+    are then those of brute force unless a student outside a query's K candidates has an
+    exact score above that query's K-th best exact candidate, i.e. one of its non-mode
+    samples is much closer to the query than its mean is (cosine to the mean at least
+    ``MODE_COS``, so the gap is bounded in angle but not zero). For enrolled faces the
+    genuine student leads stage 1 by a wide margin; the queries that can differ are
+    strangers, whose best impostor is a near-tie among thousands (and stays below the
+    threshold either way). ``benchmarks/matching_scale.py`` measures the agreement.
+    Outside a query's candidates ``scores`` holds the stage-1 lower bound, not the exact score.
 """
 
 from __future__ import annotations
@@ -35,6 +58,17 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 _EPS = 1e-12
+
+#: Galleries with at least this many students use the two-stage search (see module doc);
+#: smaller ones (any course roster) are scored exactly by brute force. Chosen from
+#: ``benchmarks/matching_scale.py``: two-stage pays off well before, brute force stays the
+#: reference where it is cheap.
+TWO_STAGE_MIN_STUDENTS = 20_000
+#: Stage-1 candidates per query (at least ``top_k`` and the number of queries are kept).
+TWO_STAGE_CANDIDATES = 64
+#: A sample whose cosine to its own student's mean is below this is a "mode" of its own in
+#: stage 1 (one extra template row), so a student the mean represents badly is still found.
+MODE_COS = 0.5
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -80,9 +114,20 @@ class Gallery:
         model_name: the embedder name (``Embedder.name``) that produced them. Queries
             must come from the same model: cosine similarities between different models
             are meaningless, so :meth:`match` refuses to mix them.
+        two_stage: force (True) or forbid (False) the two-stage search; None (default)
+            uses it from ``TWO_STAGE_MIN_STUDENTS`` students on.
+        candidates: stage-1 candidates kept per query in two-stage mode.
     """
 
-    def __init__(self, student_ids: Sequence[str], embeddings: np.ndarray, model_name: str) -> None:
+    def __init__(
+        self,
+        student_ids: Sequence[str],
+        embeddings: np.ndarray,
+        model_name: str,
+        *,
+        two_stage: bool | None = None,
+        candidates: int = TWO_STAGE_CANDIDATES,
+    ) -> None:
         emb = np.asarray(embeddings, dtype=np.float32)
         ids = np.asarray([str(s) for s in student_ids])
         if emb.ndim != 2:
@@ -93,6 +138,8 @@ class Gallery:
             raise ValueError("embeddings contain NaN or inf")
         if not model_name:
             raise ValueError("model_name is required: matching never mixes models")
+        if candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {candidates}")
         self.model_name = model_name
         self.dim = int(emb.shape[1])
         self.n_samples = len(emb)
@@ -120,14 +167,36 @@ class Gallery:
             body = samples
         self._slots = slots
         self._offsets = offsets
+        self._counts = counts.astype(np.intp)
         self._templates = np.ascontiguousarray(np.vstack([means, body]), dtype=np.float32)
+
+        self.two_stage = bool(s >= TWO_STAGE_MIN_STUDENTS if two_stage is None else two_stage) and s > 0
+        self.candidates = int(candidates)
+        if self.two_stage:
+            # Stage-1 extra rows: samples far from their own mean (rows of self._templates).
+            owner = np.repeat(np.arange(s), counts)
+            own_cos = np.einsum("ij,ij->i", samples, means[owner])
+            far = np.flatnonzero(own_cos < MODE_COS)  # grouped by owner (samples are)
+            self._modes = np.ascontiguousarray(samples[far])
+            self._mode_owner, starts = np.unique(owner[far], return_index=True)
+            self._mode_starts = starts.astype(np.intp)
+        else:
+            self._modes = np.zeros((0, self.dim), np.float32)
+            self._mode_owner = np.zeros(0, np.intp)
+            self._mode_starts = np.zeros(0, np.intp)
 
     def __len__(self) -> int:
         """Number of students."""
         return len(self.student_ids)
 
     def __repr__(self) -> str:
-        return f"Gallery({len(self)} students, {self.n_samples} samples, d={self.dim}, model={self.model_name!r})"
+        mode = f", two-stage K={self.candidates}" if self.two_stage else ""
+        return f"Gallery({len(self)} students, {self.n_samples} samples, d={self.dim}, model={self.model_name!r}{mode})"
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the search structures (templates, and stage-1 mode rows)."""
+        return int(self._templates.nbytes + self._modes.nbytes + self._mode_owner.nbytes + self._mode_starts.nbytes)
 
     def _queries(self, queries: np.ndarray, model_name: str) -> np.ndarray:
         if model_name != self.model_name:
@@ -145,8 +214,19 @@ class Gallery:
         return _normalise_rows(q)
 
     def scores(self, queries: np.ndarray, *, model_name: str) -> np.ndarray:
-        """(M, students) similarity ``max(cos(q, mean), max cos(q, samples))``, float32."""
+        """(M, students) similarity ``max(cos(q, mean), max cos(q, samples))``, float32.
+
+        In two-stage mode only each query's candidates hold that exact score; the other
+        entries hold the stage-1 lower bound (see the module doc).
+        """
         q = self._queries(queries, model_name)
+        return self._score(q, self.candidates)[0]
+
+    def exact_scores(self, queries: np.ndarray, *, model_name: str) -> np.ndarray:
+        """Brute-force :meth:`scores` over every student, whatever the gallery size."""
+        return self._exact_all(self._queries(queries, model_name))
+
+    def _exact_all(self, q: np.ndarray) -> np.ndarray:
         s = len(self.student_ids)
         if s == 0:
             return np.zeros((len(q), 0), np.float32)
@@ -155,6 +235,45 @@ class Gallery:
             return sims.reshape(len(q), 1 + self._slots, s).max(axis=1)
         best_sample = np.maximum.reduceat(sims[:, s:], self._offsets, axis=1)
         return np.maximum(sims[:, :s], best_sample)
+
+    def _score(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores (M, S) and, in two-stage mode, each query's exactly scored candidates (M, K)."""
+        s = len(self.student_ids)
+        k = min(max(k, len(q)), s)
+        if not self.two_stage or len(q) == 0 or k >= s:
+            return self._exact_all(q), None
+        # stage 1: one row per student (the mean) plus the mode samples
+        stage1 = q @ self._templates[:s].T
+        if len(self._modes):
+            best_mode = np.maximum.reduceat(q @ self._modes.T, self._mode_starts, axis=1)
+            stage1[:, self._mode_owner] = np.maximum(stage1[:, self._mode_owner], best_mode)
+        cand = _top_k_unordered(stage1, k)  # (M, K) student indices
+        # stage 2: exact scores of each query's candidates
+        stage1[np.arange(len(q))[:, None], cand] = self._exact_pairs(q, cand)
+        return stage1, cand
+
+    def _exact_pairs(self, q: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Exact score of query i against students cand[i, :]; (M, K) float32."""
+        s = len(self.student_ids)
+        m, k = cand.shape
+        out = np.empty((m, k), np.float32)
+        means = self._templates[:s]
+        if self._padded:
+            body = self._templates[s:].reshape(self._slots, s, self.dim)
+            for i in range(m):
+                best = means[cand[i]] @ q[i]
+                np.maximum(best, (body[:, cand[i]] @ q[i]).max(axis=0), out=best)
+                out[i] = best
+            return out
+        body = self._templates[s:]
+        for i in range(m):
+            c = cand[i]
+            cnt = self._counts[c]
+            starts = np.repeat(self._offsets[c] - np.cumsum(cnt) + cnt, cnt) + np.arange(cnt.sum())
+            sims = body[starts] @ q[i]
+            local = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+            out[i] = np.maximum(means[c] @ q[i], np.maximum.reduceat(sims, local))
+        return out
 
     def match(self, queries: np.ndarray, threshold: float, top_k: int = 3, *, model_name: str) -> MatchResult:
         """Top-k candidates and a one-to-one assignment for the faces of one snapshot.
@@ -170,12 +289,22 @@ class Gallery:
             raise ValueError(f"threshold must be a cosine similarity in [0, 1], got {threshold}")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        scores = self.scores(queries, model_name=model_name)
+        q = self._queries(queries, model_name)
+        scores, cand = self._score(q, max(self.candidates, top_k))
         m, s = scores.shape
         ids = np.asarray(self.student_ids, dtype=object)
 
         k = min(top_k, s)
-        if k:
+        if k and cand is not None:
+            # Two-stage: every candidate's exact score is >= its stage-1 score >= the stage-1
+            # score of every non-candidate, and K >= top_k, so the top k lie among candidates.
+            sub = np.take_along_axis(scores, cand, axis=1)
+            part = np.take_along_axis(cand, np.argpartition(-sub, k - 1, axis=1)[:, :k], axis=1)
+            part_scores = np.take_along_axis(scores, part, axis=1)
+            order = np.argsort(-part_scores, axis=1, kind="stable")
+            top_idx = np.take_along_axis(part, order, axis=1)
+            top_sim = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+        elif k:
             part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < s else np.broadcast_to(np.arange(s), (m, s))
             part_scores = np.take_along_axis(scores, part, axis=1)
             order = np.argsort(-part_scores, axis=1, kind="stable")
@@ -209,3 +338,26 @@ class Gallery:
             threshold=float(threshold),
             model_name=model_name,
         )
+
+
+def _top_k_unordered(x: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest entries of each row of x (M, S), in no order.
+
+    Same result as ``np.argpartition(-x, k - 1, axis=1)[:, :k]`` (up to ties) without
+    partitioning all S columns: the maxima of B = 4k column blocks give, per row, a value
+    that at least k entries reach (the k-th largest block maximum), so only the entries
+    above it are partitioned.
+    """
+    m, s = x.shape
+    blocks = 4 * k
+    width = s // blocks
+    if width < 8:
+        return np.argpartition(-x, k - 1, axis=1)[:, :k]
+    block_max = x[:, : blocks * width].reshape(m, blocks, width).max(axis=2)
+    cut = -np.partition(-block_max, k - 1, axis=1)[:, k - 1]  # k blocks have an entry >= cut
+    out = np.empty((m, k), np.intp)
+    for i in range(m):
+        idx = np.flatnonzero(x[i] >= cut[i])  # >= k entries, usually a few times k
+        vals = x[i, idx]
+        out[i] = idx[np.argpartition(-vals, k - 1)[:k]] if len(idx) > k else idx
+    return out

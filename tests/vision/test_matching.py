@@ -144,3 +144,107 @@ def test_real_roster_recognises_a_snapshot(arcface, faces) -> None:
     correct = sum(a == lab for a, lab in zip(res.assigned, labels[1:]))
     assert correct >= len(labels) - 2
     assert labels[0] not in res.recognised
+
+
+# --- two-stage search (institution scale) ----------------------------------------------------
+
+
+def _institution(
+    rng: np.random.Generator, students: int, samples: int, dim: int
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Identity centres + noisy samples (sample-sample cos ~0.7, impostors ~0)."""
+    centres = _unit(rng.standard_normal((students, dim)))
+    emb = _unit(
+        np.repeat(centres, samples, axis=0) + 0.6 * rng.standard_normal((students * samples, dim)) / np.sqrt(dim)
+    )
+    ids = [f"s{i:05d}" for i in range(students) for _ in range(samples)]
+    return ids, emb, centres
+
+
+def _far_mode_student(rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """5 samples: 4 around one face, 1 (glasses off, a profile) far from their mean; and a query like that 5th one."""
+    a, b = _unit(rng.standard_normal((2, dim)))
+    samples = np.vstack([_unit(a + 0.3 * rng.standard_normal((4, dim)) / np.sqrt(dim)), b[None]])
+    query = _unit(b + 0.2 * rng.standard_normal(dim) / np.sqrt(dim))[None]
+    return samples, query
+
+
+def test_two_stage_equals_brute_force_above_size_threshold() -> None:
+    from aas_core.vision import matching
+
+    rng = np.random.default_rng(11)
+    students, dim = matching.TWO_STAGE_MIN_STUDENTS, 32
+    ids, emb, centres = _institution(rng, students, 3, dim)
+    far_samples, far_query = _far_mode_student(rng, dim)
+    ids += ["zz_far"] * 5
+    emb = np.vstack([emb, far_samples])
+    g = Gallery(ids, emb, M)  # auto: two-stage from TWO_STAGE_MIN_STUDENTS students on
+    exact = Gallery(ids, emb, M, two_stage=False)
+    assert g.two_stage and not exact.two_stage and len(g) > matching.TWO_STAGE_MIN_STUDENTS
+    far = g.student_ids.index("zz_far")
+    mean = _unit(far_samples.mean(axis=0))
+    assert float(far_query[0] @ mean) < 0.6 < float((far_samples @ far_query[0]).max())  # best sample far from mean
+    assert far in g._mode_owner  # so that sample is a stage-1 row of its own
+
+    enrolled = rng.choice(students, 39, replace=False)
+    q = np.vstack([_unit(centres[enrolled] + 0.5 * rng.standard_normal((39, dim)) / np.sqrt(dim)), far_query])
+    for thr in (0.3, 0.6, 0.95):
+        got = g.match(q, threshold=thr, top_k=1, model_name=M)
+        ref = exact.match(q, threshold=thr, top_k=1, model_name=M)
+        assert got.top_ids == ref.top_ids
+        np.testing.assert_allclose(got.top_similarity, ref.top_similarity, atol=1e-6)
+        assert got.assigned == ref.assigned
+        np.testing.assert_allclose(got.assigned_similarity, ref.assigned_similarity, atol=1e-6)
+    assert got.top_ids[39] == ["zz_far"]
+    assert got.top_similarity[39, 0] == pytest.approx(float((_unit(far_samples) @ far_query[0]).max()), abs=1e-5)
+    assert got.top_ids[:39] == [[f"s{i:05d}"] for i in enrolled]
+
+    # scores: exact for each query's best students, a lower bound (stage 1) elsewhere
+    s2, s1 = g.scores(q, model_name=M), exact.scores(q, model_name=M)
+    np.testing.assert_allclose(g.exact_scores(q, model_name=M), s1, atol=1e-6)
+    assert np.all(s2 <= s1 + 1e-6)
+    top = np.argsort(-s1, axis=1)[:, :1]
+    np.testing.assert_allclose(np.take_along_axis(s2, top, axis=1), np.take_along_axis(s1, top, axis=1), atol=1e-6)
+
+
+def test_two_stage_open_set_threshold_and_model_checks() -> None:
+    rng = np.random.default_rng(12)
+    ids, emb, centres = _institution(rng, 500, 3, 8)
+    g = Gallery(ids, emb, "arcface:w600k_r50", two_stage=True, candidates=4)
+    exact = Gallery(ids, emb, "arcface:w600k_r50", two_stage=False)
+    assert g.two_stage and "two-stage K=4" in repr(g)
+    stranger = _unit(rng.standard_normal((1, 8)))
+    res = g.match(stranger, threshold=1.0, top_k=6, model_name="arcface:w600k_r50")
+    assert res.assigned == [None] and np.isnan(res.assigned_similarity[0])
+    assert len(res.top_ids[0]) == 6 and np.all(np.diff(res.top_similarity[0]) <= 0)  # top_k > candidates works
+    ref = exact.scores(stranger, model_name="arcface:w600k_r50")[0]
+    listed = [g.student_ids.index(x) for x in res.top_ids[0]]
+    np.testing.assert_allclose(res.top_similarity[0], ref[listed], atol=1e-6)  # listed scores are exact
+    with pytest.raises(ValueError, match="never mixes models"):
+        g.match(stranger, threshold=0.5, model_name="arcface:mobilefacenet")
+    with pytest.raises(ValueError, match=r"shape \(M, 8\)"):
+        g.match(np.eye(1, 5), threshold=0.5, model_name="arcface:w600k_r50")
+    with pytest.raises(ValueError, match="threshold"):
+        g.match(stranger, threshold=1.5, model_name="arcface:w600k_r50")
+    with pytest.raises(ValueError, match="candidates"):
+        Gallery(ids, emb, M, candidates=0)
+    # more faces than candidates: K grows to the number of faces, the assignment stays one-to-one
+    q = _unit(centres[:10] + 0.05 * rng.standard_normal((10, 8)))
+    got = g.match(q, threshold=0.5, model_name="arcface:w600k_r50")
+    assert got.assigned == exact.match(q, threshold=0.5, model_name="arcface:w600k_r50").assigned
+    assert got.assigned == [f"s{i:05d}" for i in range(10)]
+
+
+def test_small_rosters_stay_brute_force_and_ragged_two_stage_is_exact_on_candidates() -> None:
+    g = Gallery(["a", "b"], np.eye(2, 4), M)
+    assert not g.two_stage and len(g._modes) == 0
+    rng = np.random.default_rng(13)
+    ids = [f"s{i}" for i in range(30)] + ["big"] * 60  # one student with many samples: reduceat layout
+    emb = rng.standard_normal((90, 6))
+    q = rng.standard_normal((3, 6))
+    two = Gallery(ids, emb, M, two_stage=True, candidates=5)
+    assert not two._padded
+    s2, cand = two._score(_unit(q), 5)
+    s1 = two.exact_scores(q, model_name=M)
+    np.testing.assert_allclose(np.take_along_axis(s2, cand, axis=1), np.take_along_axis(s1, cand, axis=1), atol=1e-6)
+    assert np.all(s2 <= s1 + 1e-6)
