@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(default=200_000_000, ge=1,
                                    description="Decoded pixels per upload, all photos together; the rest are skipped.")
 
+    # --- detection schedule (fast profile) -----------------------------------------------------
+    find_face_px: float = Field(
+        default=20.0, gt=0,
+        description="Detection schedule: the smallest face (px at 1080 lines; 40 px at 4K) that must be found. "
+                    "Smaller = more pixels per frame = slower.",
+    )
+
     def resolved(self, p: Path) -> Path:
         return p if p.is_absolute() else (Path.cwd() / p)
 

@@ -116,9 +116,11 @@ if (base.face_backend, base.face_model) not in face_opts:
     face_opts.insert(0, (base.face_backend, base.face_model))
 face_choice = sb.selectbox("Face detector", face_opts, index=face_opts.index((base.face_backend, base.face_model)),
                            format_func=lambda t: f"{t[0]} · {t[1]}" if t[1] else t[0], key=f"insp_face_{profile}")
-flows = ["persons", "tiled", "frame"]
+flows = ["persons", "tiled", "schedule", "frame"]
 flow = sb.radio("Flow", flows, index=flows.index(base.flow), horizontal=True, key=f"insp_flow_{profile}",
-                help="persons: faces inside person boxes · tiled: overlapping tiles of the frame · frame: whole frame")
+                help="persons: faces inside person boxes · tiled: overlapping tiles of the frame · "
+                     "schedule: whole frame at the scale the smallest face needs, fine strips where faces are "
+                     "smaller · frame: whole frame")
 face_conf = sb.slider("Face detection threshold", 0.05, 0.95, float(base.face_conf), 0.05, key="insp_face_conf")
 person_opts = files["person"] or [(base.person_backend, base.person_model)]
 person_choice = (base.person_backend, base.person_model)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 PERSON_FIELDS = ("flow", "person_backend", "person_model", "person_conf")
 FACE_FIELDS = ("flow", "face_backend", "face_model", "face_conf", "min_face_px", "tile", "tile_overlap",
-               "person_expand")
+               "person_expand", "find_face_px", "back_rows")
 ENHANCE_FIELDS = ("enhancer", "enhancer_model", "sr_below_px")
 EMBED_FIELDS = ("embedder", "embed_model")
 

@@ -71,20 +71,46 @@ def resolve_providers(requested: Sequence[str] | None = None) -> list[str]:
     return chosen
 
 
-def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
-    """Session options used by every backend: all cores for one inference at a time.
+def physical_cores() -> int:
+    """Physical CPU cores (psutil when installed, else ``os.cpu_count()``).
 
-    The pipeline runs one frame at a time, so intra-op parallelism over ``os.cpu_count()``
-    threads is what makes a single inference fast; ONNX Runtime's default may pick fewer.
-    Spin-waiting is off: the pipeline alternates several sessions (persons, faces, embedder)
-    and a session's idle threads spinning after its run steal the cores the next one needs.
+    ONNX Runtime's convolution kernels saturate a core's vector units: a second thread on the
+    SMT sibling of a busy core adds contention, not speed.
+    """
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+    except ImportError:
+        n = None
+    return int(n or os.cpu_count() or 1)
+
+
+def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
+    """Session options used by every backend: one inference at a time on all physical cores.
+
+    The pipeline runs one frame at a time, so intra-op parallelism over the physical cores is
+    what makes a single inference fast; ONNX Runtime's default may pick fewer. Graph
+    optimisation is ``ORT_ENABLE_ALL`` (ONNX Runtime's default, set here explicitly), the CPU
+    memory arena and memory patterns stay on, execution is sequential. Spin-waiting is off:
+    the pipeline alternates several sessions (persons, faces, embedder) and a session's idle
+    threads spinning after its run steal the cores the next one needs.
     Measured on the 2-core dev box, person flow on a 1920x1080 frame (YOLO + 9 SCRFD crops):
-    median 513-574 ms without spinning, 406-969 ms with it.
+    median 513-574 ms without spinning, 406-969 ms with it. The other settings, measured
+    side by side (``benchmarks/detect_schedule.py --ort``: SCRFD 2.5g at 1152x672 and one
+    mobilefacenet batch of 36 faces, 9 interleaved runs, quiet machine): ORT_ENABLE_EXTENDED
+    0.87x / 0.55x the speed of ENABLE_ALL, no arena 0.80x / 0.72x, one thread 0.56x / 0.53x,
+    memory patterns off 0.97x / 1.02x, spinning 1.05x / 1.04x alone but 0.68x / 0.65x on the
+    busy shared machine: the settings below are kept (docs/EVALUATION.md#detection-schedule).
+    IOBinding is not used: on the CPU provider inputs and outputs already live in host
+    memory, so it would save one copy of a few MB per call at most.
     """
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    so.intra_op_num_threads = int(threads or physical_cores())
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3  # errors only: the int8 models otherwise warn on every load
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so

@@ -128,6 +128,9 @@ class Pipeline:
         if c.flow == "tiled":
             return flows.detect_faces_tiled(image, det, tile=c.tile, overlap=c.tile_overlap, conf=c.face_conf,
                                             min_face_px=c.min_face_px)
+        if c.flow == "schedule":
+            return flows.detect_faces_scheduled(image, det, find_face_px=c.find_face_px, conf=c.face_conf,
+                                                min_face_px=c.min_face_px, back_rows=c.back_rows)
         faces = det.detect(image, conf_threshold=c.face_conf)
         keep = np.minimum(faces.widths, faces.heights) >= c.min_face_px
         return faces[np.flatnonzero(keep)]

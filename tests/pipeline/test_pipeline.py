@@ -34,7 +34,7 @@ def _gallery(pipe: Pipeline, session: SyntheticSession) -> Gallery:
 @pytest.fixture(scope="module")
 def fast(models_dir: Path) -> Pipeline:
     cfg, notes = resolve_profile("fast", models_dir)
-    assert cfg.profile == "fast" and cfg.flow == "tiled"
+    assert cfg.profile == "fast" and cfg.flow == "schedule"
     return Pipeline(cfg, models_dir)
 
 
@@ -63,7 +63,7 @@ def test_stage_artifacts_are_complete_and_drawable(fast: Pipeline, classroom: Sy
     n = len(r.faces)
     assert n > 15 and r.match is None  # no gallery: faces found, nobody named
     assert len(r.crops.crops) == n == len(r.crops.enhanced) == len(r.embeddings)
-    assert set(r.faces.source) <= {"tile", "frame"}
+    assert set(r.faces.source) <= {"tile", "frame"} and "frame" in set(r.faces.source)
     np.testing.assert_allclose(np.linalg.norm(r.embeddings, axis=1), 1.0, atol=1e-4)
     assert {"persons", "faces", "enhance", "embed", "match", "total"} <= set(r.timings_ms)
     assert draw_result(img, r).shape == img.shape
@@ -123,3 +123,22 @@ def test_bad_images_are_refused_by_every_stage(fast: Pipeline) -> None:
         fast.run(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         fast.run(np.zeros((10, 10, 3), np.float32))
+
+
+def test_fast_profile_prefers_installed_int8_models(tmp_path: Path) -> None:
+    """`benchmarks/quantization.py --install DIR` writes *_int8.onnx; the fast profile takes them, accurate does not."""
+    for f in ("scrfd_2.5g.onnx", "mobilefacenet.onnx", "scrfd_2.5g_int8.onnx", "mobilefacenet_int8.onnx"):
+        (tmp_path / f).write_bytes(b"")
+    fast, _ = resolve_profile("fast", tmp_path)
+    assert (fast.face_model, fast.embed_model, fast.flow) == ("scrfd_2.5g_int8.onnx", "mobilefacenet_int8.onnx", "schedule")
+    accurate, _ = resolve_profile("accurate", tmp_path)
+    assert (accurate.face_model, accurate.embed_model) == ("scrfd_2.5g.onnx", "mobilefacenet.onnx")
+
+
+def test_old_tiled_flow_stays_available(fast: Pipeline, classroom: SyntheticSession) -> None:
+    tiled = Pipeline(fast.config.with_(flow="tiled"), fast.models_dir)
+    scene = classroom.snapshots[0]
+    for pipe in (fast, tiled):
+        r = pipe.run(scene.image)
+        assert score_scene(scene, r.faces.xyxy, [], set(), min_size=36).recall == 1.0
+    assert "tile" in set(r.faces.source)

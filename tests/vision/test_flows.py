@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 
 from aas_core.vision.faces.flows import (
+    detect_at_scale,
     detect_faces_in_persons,
+    detect_faces_scheduled,
     detect_faces_tiled,
     drop_cut_faces,
     expand_boxes,
+    merge_bands,
+    refine_landmarks,
+    schedule_scale,
     tile_windows,
 )
 from aas_core.vision.nms import box_iou
@@ -239,6 +244,88 @@ def test_flows_default_to_settings(scrfd, load_image, monkeypatch):
         get_settings.cache_clear()
 
 
+# --- detection schedule ----------------------------------------------------------------------
+
+
+def test_schedule_scale_maps_the_smallest_face_to_the_detector_limit():
+    assert schedule_scale(1080, 20) == pytest.approx(0.6)
+    assert schedule_scale(2160, 20) == pytest.approx(0.3)  # 20 px at 1080 lines = 40 px at 4K
+    assert schedule_scale(2160, 40, reference_height=None) == pytest.approx(0.3)
+    assert schedule_scale(1080, 8) == 1.0  # never upscaled
+    with pytest.raises(ValueError, match="find_face_px"):
+        schedule_scale(1080, 0)
+
+
+def test_merge_bands_clips_sorts_and_joins():
+    assert merge_bands([(500, 600), (-20, 100), (90, 150), (700, 2000)], 1080) == [(0, 150), (500, 600), (700, 1080)]
+    assert merge_bands([(0, 100), (120, 200)], 1080, gap=32) == [(0, 200)]
+    assert merge_bands([(300, 300), (5000, 6000)], 1080) == []
+
+
+def test_detect_scaled_returns_frame_coordinates(scrfd, small_faces_canvas):
+    canvas, truth = small_faces_canvas
+    dets = scrfd.detect_scaled(canvas, 0.6, 0.5)  # 1152x648 padded to 1152x672: 32-60 px crops -> 19-36 px
+    assert _recall(dets, truth) >= 0.9  # the faces fill ~2/3 of each crop: the smallest are at SCRFD's limit
+    assert (box_iou(dets.xyxy, truth).max(axis=1) > 0.5).mean() >= 0.9
+    assert_boxes_hold_landmarks(dets)
+    # a strip at full resolution (odd height, not a multiple of 32) maps back by its own offset only
+    strip = scrfd.detect_scaled(canvas[200:517], 1.0, 0.5)
+    inside = truth[(truth[:, 1] >= 200) & (truth[:, 3] <= 517)] - np.array([0, 200, 0, 200], np.float32)
+    assert len(inside) and _recall(strip, inside) == 1.0
+
+
+def test_detect_at_scale_resizes_for_other_backends(yunet, small_faces_canvas):
+    canvas, truth = small_faces_canvas
+    dets = detect_at_scale(yunet, canvas, 0.75, 0.5)
+    assert _recall(dets, truth) >= 0.8
+    assert (box_iou(dets.xyxy, truth).max(axis=1) > 0.5).mean() >= 0.9  # boxes in frame pixels
+
+
+def test_schedule_finds_small_faces_in_one_whole_frame_pass(scrfd, small_faces_canvas):
+    canvas, truth = small_faces_canvas
+    faces = detect_faces_scheduled(canvas, scrfd, find_face_px=20, conf=0.5, min_face_px=16)
+    assert _recall(faces, truth) >= max(0.9, _recall(scrfd.detect_scaled(canvas, 0.6, 0.5), truth))
+    assert len(faces) <= len(truth) + 2 and SOURCE_FRAME in set(faces.source)
+    assert_boxes_hold_landmarks(faces)
+
+
+def test_schedule_refines_rows_whose_faces_sit_at_the_detector_limit(scrfd, small_faces_canvas):
+    canvas, truth = small_faces_canvas
+    coarse_only = scrfd.detect_scaled(canvas, 0.3, 0.5)  # what find_face_px=40 sees in one pass
+    faces = detect_faces_scheduled(canvas, scrfd, find_face_px=40, conf=0.5, min_face_px=16)
+    assert _recall(coarse_only, truth) < 0.5  # the faces are 6-12 px at 0.3: most missed
+    assert _recall(faces, truth) >= 2 * _recall(coarse_only, truth)  # strips at 0.45 around those at the limit
+    assert SOURCE_TILE in set(faces.source)
+    iou = box_iou(faces.xyxy, faces.xyxy)
+    np.fill_diagonal(iou, 0)
+    assert iou.max() < 0.4  # strips and the coarse pass merged, no duplicates
+
+
+def test_refine_landmarks_brings_coarse_landmarks_to_native_precision(scrfd, small_faces_canvas):
+    canvas, _ = small_faces_canvas
+    native = scrfd.detect_scaled(canvas, 1.0, 0.5)
+    coarse = scrfd.detect_scaled(canvas, 0.5, 0.5)
+    refined = refine_landmarks(canvas, coarse, scrfd, np.full(len(coarse), 0.5), 0.5, target_px=64)
+    assert len(refined) == len(coarse) and list(refined.source) == list(coarse.source)
+    assert (refined.confidence >= coarse.confidence).all()
+    j = box_iou(coarse.xyxy, native.xyxy).argmax(axis=1)
+    size = native.widths[j][:, None]
+
+    def err(d: Detections) -> float:  # mean landmark distance to the native pass, in face widths
+        return float((np.linalg.norm(d.landmarks - native.landmarks[j], axis=2) / size).mean())
+
+    assert err(refined) < 0.65 * err(coarse)  # measured: 3.4 % -> 1.8 % of the face width
+    assert_boxes_hold_landmarks(refined)
+
+
+def test_schedule_back_rows_are_always_refined(yunet, load_image):
+    img = load_image("group/kids_group8.jpg")
+    plain = detect_faces_scheduled(img, yunet, find_face_px=200, conf=0.5, min_face_px=20)
+    rows = detect_faces_scheduled(img, yunet, find_face_px=200, conf=0.5, min_face_px=20, back_rows=((0.0, 1.0),))
+    assert len(rows) >= len(plain)
+    assert SOURCE_TILE in set(rows.source)
+
+
 _IMG = np.zeros((10, 10, 3), np.uint8)
 _NO_PERSONS = Detections.empty()
 
@@ -253,6 +340,9 @@ _NO_PERSONS = Detections.empty()
         (lambda d: detect_faces_in_persons(_IMG, _NO_PERSONS, d, conf=0.5, max_upscale=0.5), "max_upscale"),
         (lambda d: detect_faces_tiled(np.zeros((0, 10, 3), np.uint8), d, conf=0.5), "empty"),
         (lambda d: detect_faces_tiled(np.zeros((100, 100, 3), np.uint8), d, tile=8, conf=0.5), "tile must be"),
+        (lambda d: detect_faces_scheduled(_IMG, d, find_face_px=-1, conf=0.5), "find_face_px"),
+        (lambda d: detect_faces_scheduled(_IMG, d, find_face_px=20, conf=0.5, refine_factor=0.5), "refine_factor"),
+        (lambda d: d.detect_scaled(_IMG, 0.0, 0.5), "scale"),
     ],
 )
 def test_flow_input_validation(scrfd, call, message):

@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from aas_core.vision._backend_utils import check_bgr_image, check_threshold, resolve_providers, session_options
+from aas_core.vision._backend_utils import (
+    check_bgr_image,
+    check_threshold,
+    cv2_resize,
+    resolve_providers,
+    session_options,
+)
 from aas_core.vision.errors import ModelFileCorrupt, require_file
 from aas_core.vision.types import Detections
 
@@ -41,6 +47,12 @@ class ScrfdFaceDetector:
     into. 640x640 is InsightFace's default; a 1920x1080 frame then shrinks 3x, so faces
     under ~40 px vanish — raise ``input_size`` (e.g. (1280, 736)) or use the tiled flow.
     Each new size builds one extra static-shape ONNX session (InsightFace caches them).
+
+    :meth:`detect_scaled` is the other way in, used by the detection schedule
+    (:func:`aas_core.vision.faces.flows.detect_faces_scheduled`): the image is resized by a
+    chosen factor and padded to the next multiple of 32 only, no letterbox into a fixed
+    square, and run through the model's dynamic-shape session, so any strip or frame size
+    costs one inference and no extra session.
 
     ``max_upscale`` caps how much a *small* image is enlarged by the letterbox. InsightFace
     always stretches the image to fill the network input, so a tight 112x112 face crop
@@ -82,6 +94,20 @@ class ScrfdFaceDetector:
         ctx_id = -1 if chosen == ["CPUExecutionProvider"] else 0  # ctx_id < 0 forces the CPU provider
         model.prepare(ctx_id=ctx_id, input_size=self.input_size, det_thresh=0.5, nms_thresh=nms_threshold)
         self._model = model
+        # detect_scaled runs the export's own dynamic-shape session for every size. InsightFace
+        # >= 2 routes detect() through one new static-shape session per input size, built on
+        # first use (~130 ms each): fine for one fixed size, not for strips of varying height.
+        # A second SCRFD wrapper without a model file shares the session and never builds more.
+        self._dynamic = None
+        if getattr(model, "static_input_size", None) is None:
+            from insightface.model_zoo.scrfd import SCRFD
+
+            try:
+                dyn = SCRFD(session=model.session, static_shape_sessions=False)
+            except TypeError:  # InsightFace < 2: one dynamic session already
+                dyn = SCRFD(session=model.session)
+            dyn.prepare(ctx_id=ctx_id, nms_thresh=nms_threshold)
+            self._dynamic = dyn
         # InsightFace >= 1.0 takes det_thresh per call; older versions only read the attribute.
         self._per_call_threshold = "det_thresh" in inspect.signature(model.detect).parameters
         self._lock = threading.Lock()
@@ -115,3 +141,48 @@ class ScrfdFaceDetector:
         if det is None or len(det) == 0:
             return Detections.empty(with_landmarks=self.has_landmarks)
         return Detections(xyxy=det[:, :4], confidence=det[:, 4], landmarks=kps if self.has_landmarks else None)
+
+    def detect_scaled(self, image_bgr: np.ndarray, scale: float, conf_threshold: float = 0.5) -> Detections:
+        """Faces found with the image resized by ``scale`` (<= 1 shrinks), boxes in image pixels.
+
+        The resized image is zero-padded bottom/right to multiples of 32 (SCRFD's largest
+        stride) and run as is: the network sees faces ``scale`` times their size, whatever
+        the frame's size or aspect. Static exports (fixed input) fall back to :meth:`detect`
+        on the resized image.
+        """
+        image = check_bgr_image(image_bgr)
+        conf = check_threshold(conf_threshold)
+        if not 0 < scale <= 4:
+            raise ValueError(f"scale must be in (0, 4], got {scale}")
+        h, w = image.shape[:2]
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = image if (nw, nh) == (w, h) else cv2_resize(image, (nw, nh))
+        sx, sy = nw / w, nh / h
+        if self._dynamic is None:
+            found = self.detect(small, conf)
+            return _unscale(found, sx, sy)
+        pw, ph = max(32, -(-nw // 32) * 32), max(32, -(-nh // 32) * 32)
+        if (pw, ph) != (nw, nh):
+            padded = np.zeros((ph, pw, 3), np.uint8)
+            padded[:nh, :nw] = small
+            small = padded
+        scores, boxes, kpss = self._dynamic.forward(small, conf)
+        if not scores or sum(len(v) for v in scores) == 0:
+            return Detections.empty(with_landmarks=self.has_landmarks)
+        sc = np.vstack(scores).ravel().astype(np.float32)
+        order = np.argsort(-sc, kind="stable")
+        pre = np.hstack([np.vstack(boxes), sc[:, None]]).astype(np.float32)[order]
+        keep = self._dynamic.nms(pre)
+        det = pre[keep]
+        lms = np.vstack(kpss)[order][keep] if self.has_landmarks and kpss else None
+        found = Detections(xyxy=det[:, :4], confidence=det[:, 4], landmarks=lms)
+        return _unscale(found, sx, sy)
+
+
+def _unscale(found: Detections, sx: float, sy: float) -> Detections:
+    """Detections made on an image resized by (sx, sy) mapped back to the original pixels."""
+    if len(found) == 0 or (sx == 1.0 and sy == 1.0):
+        return found
+    f = np.array([sx, sy, sx, sy], np.float32)
+    lms = None if found.landmarks is None else found.landmarks / np.array([sx, sy], np.float32)
+    return Detections(found.xyxy / f, found.confidence, lms, found.source)
