@@ -230,7 +230,9 @@ with tab_plan:
             try:
                 new = config.with_values(
                     plan=PlanConfig(snapshots=int(n), first_after_s=t1 * 60, second_after_s=t2 * 60,
-                                    session_length_s=length * 60, margin_s=plan.margin_s),
+                                    session_length_s=length * 60, margin_s=plan.margin_s,
+                                    # not on this form: kept as set (`aas course config`)
+                                    burst_frames=plan.burst_frames, burst_interval_s=plan.burst_interval_s),
                     rules={"tolerate_gaps": int(gaps), "middle_only": middle, "interrupted": interrupted,
                            "min_present_fraction": min_frac, "min_confidence": min_conf},
                     recognition=new_rec)

@@ -46,6 +46,7 @@ __all__ = [
     "Shot",
     "camera_has_light",
     "camera_name",
+    "capture_burst",
     "capture_shot",
     "capture_with_light",
     "decode_image",
@@ -356,6 +357,14 @@ class Shot:
     camera_name: str
     light_used: bool
     light_error: str | None = None  # why the light could not be used / switched off
+    # Every frame of the snapshot's burst, ``image`` first (``capture_burst``); a single grab
+    # is a burst of one. ``frame_errors``: why the frames that are missing from it are.
+    frames: tuple[np.ndarray, ...] = ()
+    frame_errors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.frames:
+            object.__setattr__(self, "frames", (self.image,))
 
 
 def _switch(camera: Camera, on: bool, tries: int = 1) -> str | None:
@@ -443,6 +452,70 @@ def capture_shot(
         light_used=light.used,
         light_error=light.error,
     )
+
+
+def capture_burst(
+    camera: Camera,
+    *,
+    frames: int = 1,
+    interval_s: float = 0.4,
+    settle_s: float = 1.0,
+    deadline_s: float = 30.0,
+    attempts: int = 3,
+    backoff_s: float = 0.5,
+    use_light: bool = True,
+    clock: Clock = REAL_CLOCK,
+    stop: threading.Event | None = None,
+) -> Shot:
+    """One snapshot as a burst: light on, settle, ``frames`` grabs ``interval_s`` apart, light off.
+
+    The light stays on for the whole burst and goes off after it whatever happens (``lit``):
+    one on/off cycle per snapshot, not per frame. Every grab is bounded by the same capture
+    window, ``deadline_s`` from the first grab: the first frame gets the retries of
+    ``grab_with_retry``; each later one a single attempt (a burst's later frames only add
+    evidence, and retrying them would stretch the burst past its planned span). A frame that
+    fails is left out and the burst goes on: a burst with some frames is a usable snapshot.
+    No frame at all raises ``CameraError`` (the snapshot is missing, as for a single grab).
+    Frame ``k`` is due ``k * interval_s`` after the first frame arrived (or at once when a
+    slow grab has passed that time).
+    """
+    if frames < 1:
+        raise ValueError("frames must be >= 1")
+    name = camera_name(camera)
+    got: list[np.ndarray] = []
+    errors: list[str] = []
+    captured_at: datetime | None = None
+    with lit(camera, settle_s, use_light=use_light, clock=clock, stop=stop) as light:
+        deadline = clock.monotonic() + max(0.0, deadline_s)
+        first_at: float | None = None
+        for k in range(frames):
+            if k:
+                base = first_at if first_at is not None else clock.monotonic()
+                if clock.wait(base + k * interval_s - clock.monotonic(), stop) or (stop is not None and stop.is_set()):
+                    raise CaptureCancelled(f"{name}: capture cancelled")
+            left = deadline - clock.monotonic()
+            if k and left <= 0:
+                errors.append(f"frames {k + 1}-{frames} of {frames} not taken: the capture window of "
+                              f"{deadline_s:g} s had passed")
+                break
+            try:
+                image = grab_with_retry(camera, left, attempts if not got else 1, backoff_s=backoff_s,
+                                        clock=clock, stop=stop)
+            except CaptureCancelled:
+                raise
+            except CameraError as exc:
+                if frames == 1:
+                    raise
+                errors.append(f"frame {k + 1} of {frames}: {exc}")
+                continue
+            got.append(image)
+            if first_at is None:
+                first_at, captured_at = clock.monotonic(), clock.now()
+    if not got:
+        raise CameraError(f"{name}: no frame of a burst of {frames}; " + "; ".join(errors))
+    assert captured_at is not None
+    return Shot(image=got[0], captured_at=captured_at, camera_name=name, light_used=light.used,
+                light_error=light.error, frames=tuple(got), frame_errors=tuple(redact_text(e) for e in errors))
 
 
 def capture_with_light(

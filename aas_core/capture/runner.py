@@ -3,8 +3,10 @@
 The runner only *takes* snapshots; what happens to them is the caller's business through
 three callbacks, all called in the runner thread, in snapshot order:
 
-* ``on_snapshot(index, image, captured_at, camera_name, light_used)`` -- store and commit
-  the image at once (so a crash later loses nothing), then run the pipeline;
+* ``on_snapshot(index, frames, captured_at, camera_name, light_used)`` -- ``frames``: the
+  snapshot's burst (a list of 1..``burst_frames`` images, in capture order; a frame that
+  failed is left out); store and commit at once (so a crash later loses nothing), then run
+  the pipeline;
 * ``on_missing(index, error_message)`` -- record that snapshot ``index`` has no image
   (the attendance rules then skip it instead of marking everyone absent);
 * ``on_done()`` -- every scheduled snapshot was handled (not called after ``stop()``).
@@ -34,13 +36,13 @@ import numpy as np
 from aas_core.domain.plans import CapturePlan
 from aas_core.redact import redact_text
 
-from .base import REAL_CLOCK, Camera, CameraError, CaptureCancelled, Clock, camera_name, capture_shot
+from .base import REAL_CLOCK, Camera, CameraError, CaptureCancelled, Clock, camera_name, capture_burst
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RunnerStatus", "SessionRunner", "OnSnapshot", "OnMissing", "OnDone"]
 
-OnSnapshot = Callable[[int, np.ndarray, datetime, str, bool], Any]
+OnSnapshot = Callable[[int, list[np.ndarray], datetime, str, bool], Any]
 OnMissing = Callable[[int, str], Any]
 OnDone = Callable[[], Any]
 
@@ -69,7 +71,9 @@ class SessionRunner:
     """Executes ``offsets`` (seconds after ``session_started_at``) against ``camera``.
 
     ``settle_s``: wait after the light goes on. ``capture_window_s`` / ``attempts`` /
-    ``backoff_s``: retry budget per snapshot (see ``grab_with_retry``). ``clock``: inject a
+    ``backoff_s``: retry budget per snapshot (see ``grab_with_retry``; a burst's frames share
+    the window). ``burst_frames`` / ``burst_interval_s``: frames per snapshot, taken with the
+    light on throughout (``capture_burst``). ``clock``: inject a
     fake clock in tests so a 50-minute plan runs in milliseconds. The runner does not close
     the camera (the caller owns it).
     """
@@ -91,11 +95,15 @@ class SessionRunner:
         use_light: bool = True,
         clock: Clock = REAL_CLOCK,
         camera_label: str | None = None,
+        burst_frames: int = 1,
+        burst_interval_s: float = 0.4,
     ) -> None:
         if list(offsets) != sorted(offsets):
             raise ValueError("offsets must be in time order")
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
+        if burst_frames < 1:
+            raise ValueError("burst_frames must be >= 1")
         self.camera = camera
         self.offsets = [float(o) for o in offsets]
         self.on_snapshot = on_snapshot
@@ -108,6 +116,8 @@ class SessionRunner:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.use_light = use_light
+        self.burst_frames = int(burst_frames)
+        self.burst_interval_s = float(burst_interval_s)
         self.clock = clock
         self.camera_label = camera_label or camera_name(camera)
         self._stop = threading.Event()
@@ -139,7 +149,7 @@ class SessionRunner:
     def stop(self, timeout_s: float | None = 10.0) -> bool:
         """Cancel: wakes the wait at once; a grab in progress is abandoned (``grab_within``).
 
-        The light is still switched off (``capture_shot``'s ``finally``; that request is
+        The light is still switched off (``capture_burst``'s ``finally``; that request is
         bounded by the light's own timeout). Returns whether the thread has ended within
         ``timeout_s``.
         """
@@ -226,8 +236,10 @@ class SessionRunner:
                     continue
                 self._update(state="capturing", next_due_at=None)
                 try:
-                    shot = capture_shot(
+                    shot = capture_burst(
                         self.camera,
+                        frames=self.burst_frames,
+                        interval_s=self.burst_interval_s,
                         settle_s=self.settle_s,
                         deadline_s=self.capture_window_s,
                         attempts=self.attempts,
@@ -248,12 +260,14 @@ class SessionRunner:
                     continue
                 if shot.light_error:
                     self._error(f"snapshot {index + 1}: light problem: {shot.light_error}")
+                for problem in shot.frame_errors:  # the burst is still used, with the frames it has
+                    self._error(f"snapshot {index + 1}: {problem}")
                 self._append("taken", index)
                 self._call(
                     "on_snapshot",
                     self.on_snapshot,
                     index,
-                    shot.image,
+                    list(shot.frames),
                     shot.captured_at,
                     self.camera_label,
                     shot.light_used,

@@ -12,6 +12,7 @@ Plan, offsets and seed live here too (``PlanConfig.schedule``, ``draw_seed``,
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterable, Mapping
@@ -44,11 +45,44 @@ class PlanConfig(BaseModel):
     session_length_s: float = Field(default=3000.0, gt=0, le=DAY_S, description="Length of the class.")
     margin_s: float = Field(default=60.0, ge=0, le=3600.0,
                             description="The random last snapshot keeps this far from the others and the end.")
+    # A snapshot is a short burst: consecutive frames share the room but not the sensor noise or
+    # a student's motion blur, so fusing them names faces one frame alone leaves unknown.
+    # Rows stored before these fields existed load with the defaults (they are plain JSON).
+    burst_frames: int = Field(default=5, ge=1, le=10, description="Frames taken for each snapshot (1 = one photo).")
+    burst_interval_s: float = Field(default=0.4, ge=0.05, le=2.0, description="Time between the frames of a burst.")
 
     @model_validator(mode="after")
     def _times_fit(self) -> PlanConfig:
         self.capture_plan()  # ValueError with the numbers (in minutes and seconds) when they do not fit
+        span, gap = self.burst_span_s, self.shortest_gap_s()
+        if span > gap:
+            raise ValueError(f"a burst of {self.burst_frames} frames {self.burst_interval_s:g} s apart lasts "
+                             f"{span:g} s, longer than the {gap:g} s before the next snapshot or the end; "
+                             "lower plan.burst_frames or plan.burst_interval_s, or space the snapshots more")
         return self
+
+    @property
+    def burst_span_s(self) -> float:
+        """Seconds from the first frame of a burst to its last (0 for single photos)."""
+        return (self.burst_frames - 1) * self.burst_interval_s
+
+    def shortest_gap_s(self) -> float:
+        """The shortest time the plan guarantees after a snapshot (before the next, or the end).
+
+        A zero ``margin_s`` guarantees nothing between the middle and the random last snapshot
+        (they may coincide, see ``CapturePlan.schedule``; the runner then takes the second
+        late), so it is not a gap a burst could be checked against.
+        """
+        gaps = []
+        if self.snapshots == 1:
+            gaps.append(self.session_length_s - self.first_after_s)
+        elif self.snapshots == 2:
+            gaps.append(self.second_after_s + self.margin_s)
+        else:
+            gaps.append(self.second_after_s / (self.snapshots - 2))
+        if self.snapshots >= 2 and self.margin_s > 0:
+            gaps.append(self.margin_s)  # the last one keeps this far from the one before and the end
+        return min(gaps)
 
     def capture_plan(self) -> CapturePlan:
         return CapturePlan(n=self.snapshots, first_after_s=self.first_after_s, second_after_s=self.second_after_s,
@@ -161,6 +195,11 @@ class SessionPlan(BaseModel):
     offsets_s: list[float] | None = Field(default=None, max_length=100)
     plan: PlanConfig | None = None
     camera: str | None = Field(default=None, max_length=100)
+    # The burst the session captures with, fixed at its start like the schedule (a course
+    # setting changed mid-lecture does not change it). Sessions stored before bursts existed
+    # took one photo per snapshot: the defaults say so.
+    burst_frames: int = Field(default=1, ge=1, le=10)
+    burst_interval_s: float = Field(default=0.4, ge=0.05, le=2.0)
 
     @model_validator(mode="after")
     def _offsets_match(self) -> SessionPlan:
@@ -169,9 +208,10 @@ class SessionPlan(BaseModel):
         return self
 
     @classmethod
-    def for_camera(cls, offsets_s: list[float], camera: str | None, plan: PlanConfig | None = None) -> SessionPlan:
+    def for_camera(cls, offsets_s: list[float], camera: str | None, plan: PlanConfig | None = None, *,
+                   burst_frames: int = 1, burst_interval_s: float = 0.4) -> SessionPlan:
         return cls(snapshots=len(offsets_s), source="camera", offsets_s=[float(o) for o in offsets_s], plan=plan,
-                   camera=camera)
+                   camera=camera, burst_frames=burst_frames, burst_interval_s=burst_interval_s)
 
     @classmethod
     def for_images(cls, n: int, source: str = "images") -> SessionPlan:
@@ -188,13 +228,24 @@ def camera_session_plan(plan: PlanConfig, seed: int, camera: str | None, *, now:
     """The one place a camera session's schedule is worked out (CLI, page, resume).
 
     ``offsets_s`` given: exactly those; ``now``: the course's snapshot count right away,
-    ``spacing_s`` apart (demos); else the course's plan with this seed.
+    ``spacing_s`` apart (demos); else the course's plan with this seed. Every variant takes
+    the course's burst.
     """
+    burst = {"burst_frames": plan.burst_frames, "burst_interval_s": plan.burst_interval_s}
+    span = plan.burst_span_s
     if offsets_s:
-        return SessionPlan.for_camera(list(offsets_s), camera)
+        # An explicit schedule is checked here, not by the plan: a burst that ran into the next
+        # snapshot would make it late, or missing when the one after is due too.
+        gaps = [b - a for a, b in itertools.pairwise(offsets_s)]
+        if gaps and min(gaps) < span:
+            raise ValueError(f"snapshots {min(gaps):g} s apart cannot each take a burst of {plan.burst_frames} "
+                             f"frames {plan.burst_interval_s:g} s apart ({span:g} s); space them more or lower "
+                             "plan.burst_frames")
+        return SessionPlan.for_camera(list(offsets_s), camera, **burst)
     if now:
-        return SessionPlan.for_camera([spacing_s * i for i in range(plan.snapshots)], camera)
-    return SessionPlan.for_camera(plan.schedule(seed), camera, plan=plan)
+        spacing_s = max(spacing_s, span + 1.0)  # a burst and a second to spare between demo snapshots
+        return SessionPlan.for_camera([spacing_s * i for i in range(plan.snapshots)], camera, **burst)
+    return SessionPlan.for_camera(plan.schedule(seed), camera, plan=plan, **burst)
 
 
 def _value(raw: str) -> Any:

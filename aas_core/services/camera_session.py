@@ -73,18 +73,26 @@ class CameraSession:
                                     # a fresh plan counts from when capture starts; a resumed
                                     # one from the session's recorded start
                                     session_started_at=self.started_at.replace(tzinfo=UTC) if resuming else None,
-                                    session_end_s=plan.plan.session_length_s if plan.plan else None, **runner_kw)
+                                    session_end_s=plan.plan.session_length_s if plan.plan else None,
+                                    # the burst the session was started with (its SessionPlan), not
+                                    # the course's current setting
+                                    burst_frames=plan.burst_frames, burst_interval_s=plan.burst_interval_s,
+                                    **runner_kw)
 
     # --- runner thread -----------------------------------------------------------------------
-    def _snapshot(self, index: int, image: np.ndarray, captured_at: datetime, camera: str, light_used: bool) -> None:
+    def _snapshot(self, index: int, frames: list[np.ndarray], captured_at: datetime, camera: str,
+                  light_used: bool) -> None:
         if self._closing.is_set():
             log.warning("session %s: snapshot %d arrived after stop; not stored", self.session_id, index + 1)
             return
-        snap_id = retrying(self.svc.store_snapshot)(self.session_id, index, image, camera=camera,
+        # The first frame is the evidence committed now; processing may replace it with the
+        # burst's best frame. The other frames live in memory only until processed (one stored
+        # image per snapshot: erasure and the review know exactly one).
+        snap_id = retrying(self.svc.store_snapshot)(self.session_id, index, frames[0], camera=camera,
                                                     light_used=light_used, captured_at=_naive_utc(captured_at),
                                                     scheduled_offset_s=self.offsets[index])
         self.on_event("stored", {"index": index, "snapshot_id": snap_id})
-        self._todo.put((index, snap_id, image))  # processed as captured, not re-read from the JPEG
+        self._todo.put((index, snap_id, frames))  # processed as captured, not re-read from the JPEG
 
     def _missing(self, index: int, error: str) -> None:
         if self._closing.is_set():
@@ -100,11 +108,11 @@ class CameraSession:
             if item is _DECIDE:
                 self._decide()
                 return
-            index, snap_id, image = item
+            index, snap_id, frames = item
             try:
                 # The gallery is read again for every snapshot (one query): a student who withdrew
                 # consent or was erased during the lecture is no longer matched from then on.
-                result = retrying(self.svc.process_snapshot)(snap_id, None, image=image)
+                result = retrying(self.svc.process_snapshot)(snap_id, None, frames=frames)
                 self.on_event("processed", {"index": index, "snapshot_id": snap_id, "faces": len(result.faces)})
             except Exception as exc:  # stored as FAILED on the snapshot row; capture goes on
                 log.exception("processing snapshot %s failed", snap_id)

@@ -148,7 +148,11 @@ class FakeCamera:
         basic_auth: bool = False,
         realm: str = "Login to FAKE0001",
         fps: float = 25.0,
+        frames_per_image: int = 1,
     ) -> None:
+        # Each image is served for this many consecutive stills: a burst of one scene, as a
+        # camera grabbing frames 0.4 s apart sees the same classroom.
+        self.frames_per_image = max(1, int(frames_per_image))
         if images:
             frames = [cv2.imread(str(i)) if isinstance(i, (str, Path)) else i for i in images]
         else:
@@ -264,7 +268,7 @@ class FakeCamera:
     # --- internals used by the handler ---------------------------------------------------
     def next_jpeg(self) -> bytes:
         with self.lock:
-            jpg = self._jpegs[self.frame_counter % len(self._jpegs)]
+            jpg = self._jpegs[(self.frame_counter // self.frames_per_image) % len(self._jpegs)]
             self.frame_counter += 1
         return jpg
 

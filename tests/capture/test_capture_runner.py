@@ -25,12 +25,16 @@ class Recorder:
 
     def __init__(self) -> None:
         self.snapshots: list[tuple[int, np.ndarray, Any, str, bool]] = []
+        self.bursts: list[list[np.ndarray]] = []
         self.missing: list[tuple[int, str]] = []
         self.done = threading.Event()
         self.order: list[str] = []
 
-    def on_snapshot(self, index: int, image: np.ndarray, captured_at: Any, camera_name: str, light_used: bool) -> None:
-        self.snapshots.append((index, image, captured_at, camera_name, light_used))
+    def on_snapshot(self, index: int, frames: list[np.ndarray], captured_at: Any, camera_name: str,
+                    light_used: bool) -> None:
+        # the runner hands over the snapshot's burst; these tests take one frame per snapshot
+        self.snapshots.append((index, frames[0], captured_at, camera_name, light_used))
+        self.bursts.append(frames)
         self.order.append(f"snap{index}")
 
     def on_missing(self, index: int, message: str) -> None:

@@ -51,7 +51,7 @@ def test_session_plan_is_worked_out_in_one_place() -> None:
     assert a.snapshots == 5 and len(a.offsets_s) == 5 and a.offsets_s == sorted(a.offsets_s)
     assert a.offsets_s[0] == 300 and a.plan == plan
     assert camera_session_plan(plan, 7, "cam", now=True).offsets_s == [0, 3, 6, 9, 12]
-    assert camera_session_plan(plan, 7, "cam", offsets_s=[0, 1]).snapshots == 2
+    assert camera_session_plan(plan, 7, "cam", offsets_s=[0, 2]).snapshots == 2  # room for a burst
     with pytest.raises(ValueError, match="2 offsets for 3 snapshots"):
         SessionPlan(snapshots=3, offsets_s=[0, 1])
 
@@ -83,3 +83,53 @@ def test_legacy_dicts_migrate() -> None:
     cam = mig.session_plan_from_legacy({"offsets_s": [1, 2, 3], "snapshots": 3, "camera": "c", "source": "camera"}, 1)
     assert cam["offsets_s"] == [1, 2, 3] and cam["camera"] == "c"
     assert mig.session_plan_from_legacy(None, 4)["snapshots"] == 4
+
+
+def test_burst_settings_are_bounded_settable_and_must_fit_before_the_next_snapshot() -> None:
+    plan = CourseConfig().plan
+    assert (plan.burst_frames, plan.burst_interval_s) == (5, 0.4)
+    cfg = CourseConfig().with_settings(["plan.burst_frames=3", "plan.burst_interval_s=0.2"])
+    assert (cfg.plan.burst_frames, cfg.plan.burst_interval_s) == (3, 0.2)
+    assert {"plan.burst_frames", "plan.burst_interval_s"} <= set(settable_keys())
+    with pytest.raises(ConfigError, match="plan.burst_frames"):
+        cfg.with_settings(["plan.burst_frames=11"])
+    with pytest.raises(ConfigError, match="plan.burst_frames"):
+        cfg.with_settings(["plan.burst_frames=0"])
+    with pytest.raises(ConfigError, match="plan.burst_interval_s"):
+        cfg.with_settings(["plan.burst_interval_s=0.01"])
+    with pytest.raises(ConfigError, match="plan.burst_interval_s"):
+        cfg.with_settings(["plan.burst_interval_s=2.5"])
+    # 10 frames 2 s apart last 18 s: more than the 10 s the last snapshot keeps from the others
+    with pytest.raises(ConfigError, match="a burst of 10 frames 2 s apart lasts 18 s, longer than the 10 s"):
+        CourseConfig().with_settings(["plan.margin_s=10", "plan.burst_frames=10", "plan.burst_interval_s=2"])
+    with pytest.raises(ConfigError, match="longer than the 1.25 s"):  # 8 middle snapshots in 10 s
+        CourseConfig.parse({"plan": {"snapshots": 10, "first_after_s": 10, "second_after_s": 10,
+                                     "session_length_s": 60, "margin_s": 5}})
+    assert PlanConfig(snapshots=10, first_after_s=10, second_after_s=10, session_length_s=60, margin_s=5,
+                      burst_frames=1).burst_span_s == 0
+
+
+def test_old_stored_plans_load_with_the_burst_defaults() -> None:
+    """Config and session plans are JSON: rows written before bursts load without a migration."""
+    old_course = {"plan": {"snapshots": 3, "first_after_s": 300, "second_after_s": 1800, "session_length_s": 3000,
+                           "margin_s": 60}, "rules": {}, "recognition": {}, "camera": None}
+    assert CourseConfig.parse(old_course).plan.burst_frames == 5
+    old_session = {"snapshots": 3, "source": "camera", "offsets_s": [300, 2100, 2500], "plan": old_course["plan"],
+                   "camera": "room"}
+    # a session started before bursts took one photo per snapshot, and keeps saying so
+    assert SessionPlan.model_validate(old_session).burst_frames == 1
+
+
+def test_a_session_keeps_the_burst_it_started_with() -> None:
+    plan = PlanConfig(burst_frames=3, burst_interval_s=0.25)
+    for sp in (camera_session_plan(plan, 7, "cam"), camera_session_plan(plan, 7, "cam", now=True),
+               camera_session_plan(plan, 7, "cam", offsets_s=[0, 1, 2])):
+        assert (sp.burst_frames, sp.burst_interval_s) == (3, 0.25)
+        assert SessionPlan.model_validate(sp.model_dump(mode="json")) == sp
+    # an explicit schedule too tight for the burst is refused, not left to come out late or missing
+    with pytest.raises(ValueError, match="0.2 s apart cannot each take a burst of 3 frames"):
+        camera_session_plan(plan, 7, "cam", offsets_s=[0, 0.2, 0.4])
+    # demo spacing leaves room for a long burst
+    long = PlanConfig(burst_frames=10, burst_interval_s=1.0, margin_s=60)
+    offsets = camera_session_plan(long, 7, "cam", now=True).offsets_s
+    assert offsets[1] - offsets[0] >= 9.0

@@ -36,15 +36,18 @@ def test_camera_plan_runs_in_the_background_and_decides(populated: dict[str, Any
     from aas_core.capture import ImageSequenceCamera
     from aas_core.services import review as live
 
-    camera = ImageSequenceCamera(populated["snapshots"], loop=False, name="demo-cam", has_light=True)
-    plan = PlanConfig(snapshots=3, first_after_s=0.2, second_after_s=2.5, session_length_s=7.0, margin_s=1.5)
+    # a burst of 2 frames per snapshot, both of the snapshot's scene
+    frames = [img for img in populated["snapshots"] for _ in range(2)]
+    camera = ImageSequenceCamera(frames, loop=False, name="demo-cam", has_light=True)
+    plan = PlanConfig(snapshots=3, first_after_s=0.2, second_after_s=2.5, session_length_s=7.0, margin_s=1.5,
+                      burst_frames=2, burst_interval_s=0.1)
     run = start_course_capture(service, camera, plan, course_code="CS101", camera_name="demo-cam", actor="teach",
                                settle_s=0.0)
     assert run.wait(60) is not None, "session did not finish"
     assert run.finished and run.outcome is not None
     assert sorted(run.outcome.statuses) == populated["students"]
     assert run.runner.status.taken == (0, 1, 2) and not run.runner.status.errors
-    assert camera.light_events == [True, False] * 3  # light on and off around every snapshot
+    assert camera.light_events == [True, False] * 3  # light on and off around every snapshot's burst
     review = live.load_review(service.url, service.store, ADMIN, run.session_id)
     assert review.status == "completed" and review.n_snapshots == 3
     assert [v.status for v in review.snapshots] == ["processed"] * 3
