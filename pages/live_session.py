@@ -64,22 +64,32 @@ tab_upload, tab_camera = st.tabs(["Run from uploaded images", "Camera"])
 
 # --- uploaded snapshots ---------------------------------------------------------------------------
 with tab_upload:
-    st.markdown("For demos without a camera: 1–5 classroom photos, used as the session's snapshots in order.")
+    st.markdown("For demos without a camera: 1–5 classroom photos, used as the session's snapshots in order. "
+                "With several frames per snapshot, consecutive photos form one snapshot's burst (fused into one).")
     gen = st.session_state.setdefault("live_upload_gen", 0)
     files = st.file_uploader("Snapshots", type=IMAGE_TYPES, accept_multiple_files=True, key=f"live_files_{gen}")
     files = files or []
     if st.checkbox("Order by file name", value=True):
         files = sorted(files, key=lambda f: f.name)
-    if len(files) > 5:
-        st.error(f"{len(files)} images: a session has at most 5 snapshots.")
+    # A burst per snapshot, like the camera takes: frames 1..N are snapshot 1, N+1..2N snapshot 2, ...
+    per = int(st.number_input("Frames per snapshot", min_value=1, max_value=10, value=1, key="live_frames",
+                              help="Photos taken a moment apart of the same scene: each group of this many "
+                                   "consecutive uploads is one snapshot, its faces fused over the frames."))
+    groups = [files[i:i + per] for i in range(0, len(files), per)]
+    if files and len(files) % per:
+        st.error(f"{len(files)} images do not split into snapshots of {per} frames.")
+    elif len(groups) > 5:
+        st.error(f"{len(groups)} snapshots: a session has at most 5.")
     elif files:
-        st.caption(" → ".join(f"{i + 1}: {f.name}" for i, f in enumerate(files)))
-        if st.button(f"Run session with {len(files)} snapshot(s)", type="primary", key="live_run"):
-            images, bad = decode_uploads([(f.name, f.getvalue()) for f in files], cfg)
+        st.caption(" → ".join(f"{i + 1}: {' + '.join(f.name for f in g)}" for i, g in enumerate(groups)))
+        if st.button(f"Run session with {len(groups)} snapshot(s)", type="primary", key="live_run"):
+            decoded, bad = decode_uploads([(f.name, f.getvalue()) for f in files], cfg)
             if bad:
                 for r in bad:
                     st.error(f"{plain(r.name)}: {plain('; '.join(r.reasons))}")
                 st.stop()
+            frames = [img for _, img in decoded]
+            images = [frames[i:i + per] if per > 1 else frames[i] for i in range(0, len(frames), per)]
             try:
                 svc = _service()
             except Exception as exc:  # noqa: BLE001 - missing weights etc.
@@ -104,7 +114,7 @@ with tab_upload:
                                    f"{result.timings_ms.get('total', 0):.0f} ms")
 
                 try:
-                    outcome = svc.run_from_images(course.code, [img for _, img in images], actor=user.username,
+                    outcome = svc.run_from_images(course.code, images, actor=user.username,
                                                   on_processed=on_processed)
                 except NoSnapshots as exc:
                     status.update(label=plain(exc), state="error")
@@ -175,8 +185,12 @@ with tab_camera:
             st.markdown("**Capture plan**")
             demo = st.checkbox("Demo timing (snapshots after 10 s, 20 s and before 60 s)", key="cam_demo")
             if demo:
-                plan = PlanConfig(snapshots=plan.snapshots, first_after_s=10, second_after_s=10, session_length_s=60,
-                                  margin_s=5)
+                # the course's burst, with the demo's snapshots spaced wide enough to hold it
+                room = max(5.0, plan.burst_span_s + 1.0)
+                t2 = max(10.0, room * max(1, plan.snapshots - 2))
+                plan = PlanConfig(snapshots=plan.snapshots, first_after_s=10, second_after_s=t2,
+                                  session_length_s=max(60.0, 10 + t2 + 3 * room), margin_s=room,
+                                  burst_frames=plan.burst_frames, burst_interval_s=plan.burst_interval_s)
             st.caption(f"{plan.snapshots} snapshots: first after {plan.first_after_s / 60:g} min, then "
                        f"{plan.second_after_s / 60:g} min later, the last at a random time before "
                        f"{plan.session_length_s / 60:g} min.")
@@ -288,6 +302,18 @@ mcols = st.columns(4)
 for col, stt in zip(mcols, live.STATUS_VALUES):
     col.metric(status_text(stt), int(counts.get(stt, 0)))
 
+# Students the decision could not settle (a face too poor to identify, a status resting on seat
+# continuity alone) come first, with why: "absent" for them means "nobody could tell yet".
+pending = live.needs_review(review)
+if pending:
+    with st.container(border=True):
+        st.markdown(f"**Needs review ({len(pending)})** — the automatic status is a guess here: check the "
+                    "snapshots and save a final status.")
+        for r in pending:
+            st.markdown(f"- **{plain(r.student_number)}** {plain(r.name)} · automatic *{r.auto_status}*")
+            for why in r.needs_review:
+                st.caption(plain(why))
+
 st.markdown("**Statuses and evidence** — change *final* and give a *reason*, then save. "
             "S1…S3: the face matched to the student in each snapshot.")
 rows = live.editor_rows(review)
@@ -295,13 +321,14 @@ editor_key = f"review_editor_{review.session_id}"
 image_cols = {f"S{k + 1}": st.column_config.ImageColumn(f"S{k + 1}", width="small") for k in range(review.n_snapshots)}
 edited = st.data_editor(
     pd.DataFrame(rows), key=editor_key, hide_index=True, width="stretch", num_rows="fixed", row_height=64,
-    disabled=["student_id", "name", "auto", "presence", *image_cols, "similarity", "overridden_by"],
+    disabled=["student_id", "name", "auto", "presence", *image_cols, "similarity", "review", "overridden_by"],
     column_config={
         "student_id": st.column_config.TextColumn("Student", width="medium"),
         "auto": st.column_config.TextColumn("Automatic", width="small"),
-        "presence": st.column_config.TextColumn("Seen", help="✓ seen · ✗ not seen · – snapshot missing"),
+        "presence": st.column_config.TextColumn("Seen", help="✓ seen · ✗ not seen · – no evidence (snapshot missing, or could not tell)"),
         **image_cols,
         "similarity": st.column_config.TextColumn("Similarity", help="Per snapshot"),
+        "review": st.column_config.TextColumn("Needs review", help="Why the automatic status is uncertain"),
         "final": st.column_config.SelectboxColumn("Final", options=live.STATUS_VALUES, required=True),
         "reason": st.column_config.TextColumn("Reason", help="Required for a change"),
         "overridden_by": st.column_config.TextColumn("Overridden by", width="small"),

@@ -13,24 +13,54 @@ from aas_core.cli.common import CLI_ADMIN, ctx_of, fail, pipeline, read_images, 
 app = typer.Typer(help="Class sessions.", no_args_is_help=True)
 
 
+#: Frames one snapshot folder may hold: a burst's bound in the course plan (``plan.burst_frames``).
+MAX_BURST_FRAMES = 10
+
+
+def _burst_files(path: Path) -> list[Path] | str:
+    """The frames of one IMAGE argument: the file itself, or a folder's images sorted by file
+    name (hidden files and subfolders left out); a message when the folder cannot be a burst."""
+    if not path.is_dir():
+        return [path]
+    files = sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name)
+    if not files:
+        return f"{path.name}/: no image in the folder"
+    if len(files) > MAX_BURST_FRAMES:
+        return f"{path.name}/: {len(files)} files; a snapshot's burst has at most {MAX_BURST_FRAMES} frames"
+    return files
+
+
 @app.command("run")
 def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, typer.Option("--course")],
                 as_json: Annotated[bool, typer.Option("--json")] = False,
                 profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
-    """Run a session from stored snapshots (in order) instead of a camera."""
+    """Run a session from stored snapshots (in order) instead of a camera.
+
+    Each IMAGE is one snapshot: an image file, or a folder whose images (sorted by file name)
+    are the frames of that snapshot's burst, fused into one snapshot.
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
     from aas_core.redact import redact_text
     from aas_core.services.sessions import NoSnapshots, SessionFailed, SessionService, one_line
 
     c = ctx_of(ctx)
-    loaded = read_images(list(images), c.settings.max_image_pixels)
-    bad = [f"{n}: {e}" for n, e in loaded if isinstance(e, Exception)]
+    bad: list[str] = []
+    snapshots = []
+    for path in images:
+        files = _burst_files(path)
+        if isinstance(files, str):
+            bad.append(files)
+            continue
+        loaded = read_images(files, c.settings.max_image_pixels)
+        prefix = f"{path.name}/" if path.is_dir() else ""  # name the folder of a bad frame
+        bad += [f"{prefix}{n}: {e}" for n, e in loaded if isinstance(e, Exception)]
+        snapshots.append([img for _, img in loaded])
     if bad:
         raise fail("; ".join(bad))
     svc = SessionService(c.url, store(c), pipeline(c, profile), c.settings)
     try:
-        outcome = svc.run_from_images(course, [img for _, img in loaded], actor=CLI_ADMIN.username)  # type: ignore[misc]
+        outcome = svc.run_from_images(course, snapshots, actor=CLI_ADMIN.username)  # type: ignore[arg-type]
     except (LookupError, ValueError, NoSnapshots, SessionFailed) as exc:
         # SessionFailed: disk full, or the database lost for good; the session is aborted (or the
         # message says how to close it). Never statuses then, and never a traceback.
@@ -42,7 +72,7 @@ def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, t
         return
     typer.echo(f"session {outcome.session_id}: {len(outcome.statuses)} students, {outcome.unknown_faces} unknown faces")
     for sid, st in sorted(outcome.statuses.items()):
-        typer.echo(f"  {sid}\t{st}")
+        typer.echo(f"  {sid}\t{st}" + ("\tneeds review" if sid in outcome.needs_review else ""))
 
 
 @app.command("capture")

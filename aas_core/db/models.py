@@ -250,6 +250,10 @@ class FaceObservation(Base):
     # "manual" (an instructor's correction).
     match_source: Mapped[str | None] = mapped_column(String(20))
     top_matches: Mapped[list[Any] | None] = mapped_column(JSON)  # [[student_number, similarity], ...]
+    # How identifiable the face is, in [0, 1] (vision.face_quality), and its components and
+    # measurements; NULL for faces stored before 0006 and for withheld faces.
+    quality: Mapped[float | None] = mapped_column(Float)
+    quality_figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     snapshot: Mapped[Snapshot] = relationship(back_populates="observations")
     student: Mapped[Student | None] = relationship()
 
@@ -263,6 +267,9 @@ class AttendanceRecord(Base):
     auto_status: Mapped[str] = mapped_column(String(20))
     final_status: Mapped[str] = mapped_column(String(20))
     presence: Mapped[list[Any] | None] = mapped_column(JSON)  # per snapshot: true/false/null(missing)
+    # Why a person should look at this record ("could not tell in snapshot 2: ..."), from the
+    # decision (domain.abstention); NULL = nothing to review.
+    review_reasons: Mapped[list[Any] | None] = mapped_column(JSON)
     best_similarity: Mapped[float | None] = mapped_column(Float)
     overridden_by: Mapped[str | None] = mapped_column(String(80))
     override_reason: Mapped[str | None] = mapped_column(String(500))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aas_core.domain.attendance import RuleConfig, Status, decide_all
 
-__all__ = ["Sighting", "StudentDecision", "decide_session"]
+__all__ = ["Sighting", "StudentDecision", "decide_session", "session_evidence"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class Sighting:
     snapshot: int
     student: str
     similarity: float | None
+    # Named by seat continuity (under the open-set threshold): the review is told when a status
+    # rests on such sightings alone (``domain.abstention``). Not read by ``decide_session``.
+    by_seat: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,20 @@ def decide_session(n_snapshots: int, usable: Iterable[int], sightings: Iterable[
     usable = {k for k in usable if 0 <= k < n_snapshots}
     if not usable:
         return None
+    presence, confidence, best = session_evidence(n_snapshots, usable, sightings, roster)
+    decided = decide_all(presence, rules, confidence)
+    out = {}
+    for st in roster:
+        sims = [best[(st, k)] for k in range(n_snapshots) if (st, k) in best and confidence[st][k] is not None]
+        out[st] = StudentDecision(decided[st] or Status.ABSENT, presence[st], max(sims) if sims else None)
+    return out
+
+
+def session_evidence(n_snapshots: int, usable: Iterable[int], sightings: Iterable[Sighting], roster: Sequence[str]
+                     ) -> tuple[dict[str, list[bool | None]], dict[str, list[float | None]], dict[tuple[str, int], float]]:
+    """Per roster student: presence and confidence per snapshot (what ``attendance.decide`` reads),
+    and the best similarity per (student, snapshot) seen."""
+    usable = {k for k in usable if 0 <= k < n_snapshots}
     best: dict[tuple[str, int], float] = {}
     by_hand: set[tuple[str, int]] = set()
     for x in sightings:
@@ -60,9 +77,4 @@ def decide_session(n_snapshots: int, usable: Iterable[int], sightings: Iterable[
         presence[st] = [((st, k) in best) if k in usable else None for k in range(n_snapshots)]
         # no confidence value = kept whatever min_confidence says (attendance.usable_presence)
         confidence[st] = [None if (st, k) in by_hand else best.get((st, k)) for k in range(n_snapshots)]
-    decided = decide_all(presence, rules, confidence)
-    out = {}
-    for st in roster:
-        sims = [best[(st, k)] for k in range(n_snapshots) if (st, k) in best and (st, k) not in by_hand]
-        out[st] = StudentDecision(decided[st] or Status.ABSENT, presence[st], max(sims) if sims else None)
-    return out
+    return presence, confidence, best

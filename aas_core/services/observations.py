@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 from aas_core.db.embeddings import to_blob
 from aas_core.db.limits import FieldTooLong, too_long
 from aas_core.db.models import FaceObservation, Snapshot, SnapshotStatus, Student
+from aas_core.domain.abstention import Unclear
 from aas_core.domain.continuity import Seen, recover_by_seat
 from aas_core.domain.decision import Sighting
 from aas_core.media.store import ImageStore
 from aas_core.services.privacy import black_out
+from aas_core.vision.face_quality import FaceQuality
 from aas_core.vision.matching import Gallery
 from aas_core.vision.pipeline import PipelineResult
 
@@ -85,11 +87,18 @@ def withhold_suppressed(result: PipelineResult, suppressed: Gallery | None, stor
 
 
 def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Sequence[str | None],
-                     enhanced_paths: Sequence[str | None], withheld: Collection[int] = ()) -> list[FaceObservation]:
+                     enhanced_paths: Sequence[str | None], withheld: Collection[int] = (),
+                     qualities: Sequence[FaceQuality | None] = ()) -> list[FaceObservation]:
     """One ``FaceObservation`` per face of ``result`` (``ids``: student number -> id).
 
     Faces in ``withheld`` (:func:`withhold_suppressed`) keep only their box and detector score:
-    no crop, no embedding, no match, no top-match list.
+    no crop, no embedding, no match, no top-match list, no quality. ``qualities``: per face
+    (``vision.face_quality.measure_all``), stored as ``quality`` and ``quality_figures``.
+
+    A face is named only when its assigned similarity reaches the threshold the match ran
+    with: the matcher guarantees it, and this keeps it true whatever matcher produced the
+    result (no student is ever made present by a match under the open-set threshold here;
+    seat continuity is the one reviewed exception, :func:`apply_seat_continuity`).
     """
     m = result.match
     rows = []
@@ -100,15 +109,20 @@ def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Se
                                         source=str(result.faces.source[i]), model_name=result.model_name))
             continue
         number = m.assigned[i] if m else None
+        # In float32 as the matcher compares (a score equal to the threshold passes); NaN fails.
+        if number is not None and not np.float32(m.assigned_similarity[i]) >= np.float32(m.threshold):
+            number = None
         top = ([[t, round(float(v), 4)] for t, v in zip(m.top_ids[i], m.top_similarity[i]) if t is not None]
                if m else None)
+        q = qualities[i] if i < len(qualities) else None
         rows.append(FaceObservation(
             x1=x1, y1=y1, x2=x2, y2=y2, det_score=float(result.faces.confidence[i]),
             source=str(result.faces.source[i]), crop_path=crop_paths[i], enhanced_path=enhanced_paths[i],
             model_name=result.model_name, embedding=to_blob(result.embeddings[i]),
             student_id=ids.get(number) if number else None,
             similarity=float(m.assigned_similarity[i]) if m and number else None,
-            match_source="threshold" if number else None, top_matches=top))
+            match_source="threshold" if number else None, top_matches=top,
+            quality=q.score if q is not None else None, quality_figures=q.as_json() if q is not None else None))
     return rows
 
 
@@ -140,11 +154,15 @@ def snapshot_info(result: PipelineResult, profile: str) -> dict[str, Any]:
 
 
 def apply_seat_continuity(snaps: Sequence[Snapshot | None], numbers_by_id: dict[int, str],
-                          ids_by_number: dict[str, int], loose_threshold: float | None) -> None:
+                          ids_by_number: dict[str, int], loose_threshold: float | None,
+                          min_confidence: float = 0.0) -> None:
     """Name unknown faces by seat continuity (``domain.continuity``); idempotent.
 
     This is the identity step before the decision: it only fills ``student_id`` of faces the
     open-set threshold left unknown (``match_source="seat"``), recomputed from scratch each time.
+    ``min_confidence``: the course rule (``RuleConfig.min_confidence``); a match the decision
+    discounts as uncertain anchors no seat (else seat continuity alone could make a student
+    present whom the decision has no confident sighting of).
     """
     if loose_threshold is None:
         return
@@ -152,8 +170,9 @@ def apply_seat_continuity(snaps: Sequence[Snapshot | None], numbers_by_id: dict[
     obs = [list(x.observations) for x in usable]
     seen = [[Seen((o.x1, o.y1, o.x2, o.y2), numbers_by_id.get(o.student_id) if o.match_source != "seat" else None,
                   o.top_matches[0][0] if o.top_matches else None,
-                  float(o.top_matches[0][1]) if o.top_matches else 0.0) for o in snap_obs] for snap_obs in obs]
-    for snap_obs, found in zip(obs, recover_by_seat(seen, loose_threshold)):
+                  float(o.top_matches[0][1]) if o.top_matches else 0.0,
+                  None if o.match_source == "manual" else o.similarity) for o in snap_obs] for snap_obs in obs]
+    for snap_obs, found in zip(obs, recover_by_seat(seen, loose_threshold, min_anchor_similarity=min_confidence)):
         for o in snap_obs:
             if o.match_source == "seat":
                 o.student_id, o.similarity, o.match_source = None, None, None
@@ -174,5 +193,33 @@ def sightings(snaps: Sequence[Snapshot | None], numbers_by_id: dict[int, str]) -
         for o in snap.observations:
             number = numbers_by_id.get(o.student_id) if o.student_id is not None else None
             if number is not None:
-                out.append(Sighting(snap.index, number, None if o.match_source == "manual" else o.similarity))
+                out.append(Sighting(snap.index, number, None if o.match_source == "manual" else o.similarity,
+                                    by_seat=o.match_source == "seat"))
     return out
+
+
+def abstention_evidence(snaps: Sequence[Snapshot | None], numbers_by_id: dict[int, str], poor_quality: float,
+                        min_confidence: float = 0.0
+                        ) -> tuple[list[Unclear], dict[str, list[tuple[int, tuple[float, float, float, float]]]]]:
+    """What ``domain.abstention`` reads: the unknown faces of quality under ``poor_quality`` (with
+    their candidates and what made them poor), and where each student was confidently seen
+    (named by the threshold with a similarity >= ``min_confidence``, or by a person; never by
+    seat continuity). Faces without a stored quality (before migration 0006) are never unclear.
+    """
+    unclear: list[Unclear] = []
+    seats: dict[str, list[tuple[int, tuple[float, float, float, float]]]] = {}
+    for snap in snaps:
+        if snap is None or snap.status != SnapshotStatus.PROCESSED:
+            continue
+        for o in snap.observations:
+            box = (o.x1, o.y1, o.x2, o.y2)
+            number = numbers_by_id.get(o.student_id) if o.student_id is not None else None
+            if number is not None:
+                if o.match_source == "manual" or (o.match_source != "seat" and (o.similarity or 0.0) >= min_confidence):
+                    seats.setdefault(number, []).append((snap.index, box))
+            elif o.quality is not None and o.quality < poor_quality and o.embedding is not None:
+                q = FaceQuality.from_json(o.quality, o.quality_figures or {})
+                why = q.describe() or f"quality {o.quality:.2f}"
+                unclear.append(Unclear(snap.index, box, tuple((str(t), float(v)) for t, v in o.top_matches or []),
+                                       why))
+    return unclear, seats

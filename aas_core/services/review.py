@@ -88,6 +88,9 @@ class ReviewRow:
     overridden_by: str | None
     reason: str | None
     evidence: list[Evidence]
+    # Why a person should look at this student (domain.abstention): a snapshot that could not
+    # tell, a status resting on seat continuity alone. Empty = nothing to review.
+    needs_review: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -153,8 +156,11 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
             sn, name = names.get(rec.student_id, ("?", "?"))
             rows.append(ReviewRow(sn, name, rec.auto_status, rec.final_status, presence_text(rec.presence),
                                   rec.best_similarity, rec.overridden_by, rec.override_reason,
-                                  sorted(by_student.get(rec.student_id, []), key=lambda e: e.snapshot)))
-        rows.sort(key=lambda r: (STATUS_VALUES.index(r.final_status) if r.final_status in STATUS_VALUES else 9,
+                                  sorted(by_student.get(rec.student_id, []), key=lambda e: e.snapshot),
+                                  [str(x) for x in rec.review_reasons or []]))
+        # Students the decision could not settle come first, until a person has decided (an override).
+        rows.sort(key=lambda r: (not (r.needs_review and not r.overridden_by),
+                                 STATUS_VALUES.index(r.final_status) if r.final_status in STATUS_VALUES else 9,
                                  r.student_number))
         return Review(sess.id, sess.course.code, sess.status.value, sess.started_at, n, sess.unknown_faces, rows,
                       views, unknown)
@@ -178,6 +184,7 @@ def editor_rows(review: Review) -> list[dict[str, Any]]:
             row[f"S{k + 1}"] = data_uri(ev.crop, 80) if ev is not None and ev.crop is not None else _NOT_SEEN
         row["similarity"] = " · ".join(f"{best[k].similarity:.2f}" if k in best and best[k].similarity is not None
                                        else "–" for k in range(review.n_snapshots))
+        row["review"] = "; ".join(r.needs_review)
         row["final"] = r.final_status
         row["reason"] = r.reason or ""
         row["overridden_by"] = r.overridden_by or ""
@@ -248,6 +255,11 @@ def consent_version(s: Any) -> int:
     return int(s.scalar(select(func.max(AuditLog.id)).where(AuditLog.action.in_(BIOMETRIC_CHANGES))) or 0)
 
 
+def needs_review(review: Review) -> list[ReviewRow]:
+    """The rows a person still has to decide: reasons to review and no override yet."""
+    return [r for r in review.rows if r.needs_review and not r.overridden_by]
+
+
 def review_fingerprint(url: str, session_id: int) -> str:
     """Changes whenever anything the review shows changes (snapshots, records, overrides, status, and
     which faces still have a crop or a match: a withdrawal, erasure or purge deletes crops, so a
@@ -256,7 +268,7 @@ def review_fingerprint(url: str, session_id: int) -> str:
         status = s.scalar(select(ClassSession.status).where(ClassSession.id == session_id))
         records = tuple(s.execute(
             select(AttendanceRecord.student_id, AttendanceRecord.final_status, AttendanceRecord.overridden_by,
-                   AttendanceRecord.override_reason)
+                   AttendanceRecord.override_reason, AttendanceRecord.review_reasons)
             .where(AttendanceRecord.session_id == session_id).order_by(AttendanceRecord.student_id)).tuples())
         faces = tuple(s.execute(
             select(FaceObservation.id, FaceObservation.student_id, FaceObservation.crop_path.is_not(None),

@@ -6,7 +6,8 @@ resumed session after a restart. Every step commits on its own, so a crash loses
 the step in flight; attendance records are written in one transaction (never half-written).
 
 What each step delegates: rows from pipeline output to ``services.observations``; the
-decision to the pure ``domain.decision.decide_session``; review and corrections live in
+decision to the pure ``domain.abstention.decide_with_abstention`` (``domain.decision.decide_session``
+with "could not tell" for faces too poor to identify); review and corrections live in
 ``services.review``.
 """
 
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,10 +38,12 @@ from aas_core.db.models import (
     utcnow,
 )
 from aas_core.domain.course_config import SessionPlan, draw_seed
-from aas_core.domain.decision import decide_session
+from aas_core.domain.abstention import decide_with_abstention
 from aas_core.media.store import ImageStore, discard_on_rollback
 from aas_core.services import observations
 from aas_core.services.enrollment import ensure_embeddings
+from aas_core.vision.face_quality import POOR_QUALITY, measure_all
+from aas_core.vision.fusion import fuse_results
 from aas_core.vision.matching import Gallery
 from aas_core.vision.pipeline import Pipeline, PipelineResult
 
@@ -91,10 +95,13 @@ class SessionOutcome:
     statuses: dict[str, str]
     unknown_faces: int
     snapshots: list[dict[str, Any]] = field(default_factory=list)
+    # Students a person must look at (a snapshot that could not tell, a status resting on seat
+    # continuity alone); their reasons are stored in AttendanceRecord.review_reasons.
+    needs_review: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "statuses": self.statuses, "unknown_faces": self.unknown_faces,
-                "snapshots": self.snapshots}
+                "snapshots": self.snapshots, "needs_review": self.needs_review}
 
 
 @dataclass(frozen=True)
@@ -117,9 +124,13 @@ class SessionService:
     """Operations on one database + image store with one pipeline."""
 
     def __init__(self, url: str, store: ImageStore, pipeline: Pipeline, settings: Settings, *,
-                 seat_continuity: bool = True) -> None:
+                 seat_continuity: bool = True, abstain: bool = True) -> None:
         self.url = url
         self.seat_continuity = seat_continuity
+        # abstain: an unknown face too poor to identify makes the students it could be "could not
+        # tell" for its snapshot instead of "not seen" (domain.abstention); off = the decision
+        # before it (benchmarks compare the two on the same observations).
+        self.abstain = abstain
         self.store = store
         self.pipeline = pipeline
         self.settings = settings
@@ -235,29 +246,54 @@ class SessionService:
         return Recognition(Gallery(ids, embs, name) if ids else None, threshold, suppressed)
 
     def process_snapshot(self, snapshot_id: int, recognition: Recognition | None = None, *,
-                         image: np.ndarray | None = None) -> PipelineResult:
+                         image: np.ndarray | None = None, frames: Sequence[np.ndarray] | None = None) -> PipelineResult:
         """Run the pipeline on a snapshot and store its face observations.
 
         ``recognition``: gallery and threshold to match against (read now when not given).
         ``image``: the frame as captured (processed as is; the stored JPEG is the evidence).
         Without it the stored file is read (a resumed session).
+        ``frames``: the snapshot's burst as captured (more than one: :meth:`_run_burst`; the
+        stored image becomes the burst's best frame).
         """
+        return self._process_snapshot(snapshot_id, recognition, image=image, frames=frames)[0]
+
+    def _process_snapshot(self, snapshot_id: int, recognition: Recognition | None = None, *,
+                          image: np.ndarray | None = None,
+                          frames: Sequence[np.ndarray] | None = None) -> tuple[PipelineResult, np.ndarray]:
+        """``process_snapshot``, also returning the image the stored snapshot now shows."""
+        burst: dict[str, Any] | None = None
         with session_scope(self.url) as s:
             snap = s.get(Snapshot, snapshot_id)
             if snap is None or not snap.image_path:
                 raise LookupError(f"snapshot {snapshot_id} has no stored image")
             rel, session_id = snap.image_path, snap.session_id
-        if image is None:
+        if frames is not None and len(frames) == 1:
+            image, frames = frames[0], None
+        if image is None and not frames:
             image = self.store.load(rel)
         recognition = recognition or self.recognition(session_id)
         try:
-            result = self.pipeline.run(image, recognition.gallery, recognition.threshold)
+            if frames:
+                result, stored, burst = self._run_burst(frames, recognition)
+                image = frames[stored]
+            else:
+                result = self.pipeline.run(image, recognition.gallery, recognition.threshold)
         except Exception as exc:
             with session_scope(self.url) as s:
                 snap = s.get(Snapshot, snapshot_id)
                 snap.status = SnapshotStatus.FAILED
                 snap.error = f"{exc.__class__.__name__}: {exc}"[:2000]
             raise
+        # Measured on the frame the boxes belong to, before any redaction of the stored copy.
+        qualities = measure_all(image, result.faces)
+        if burst is not None and burst["stored_frame"]:
+            # The evidence becomes the burst's best frame (the first was stored at capture, before
+            # processing). If it cannot be written the first stays: it shows the same scene.
+            try:
+                self.store.overwrite(rel, image, quality=95)
+            except OSError as exc:
+                log.warning("snapshot %s: keeping the burst's first frame: %s", snapshot_id, exc)
+                burst["stored_frame"], image = 0, frames[0]  # type: ignore[index]
         withheld = observations.withhold_suppressed(result, recognition.suppressed, self.store, rel, image)
         n_crops = len(result.crops.crops)
         try:
@@ -280,13 +316,48 @@ class SessionService:
             replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]
             snap.observations.clear()
             observations.insert_rows(s, snapshot_id, observations.observation_rows(
-                result, observations.student_ids(s, named), crop_paths, enh_paths, withheld))
+                result, observations.student_ids(s, named), crop_paths, enh_paths, withheld, qualities))
             snap.status = SnapshotStatus.PROCESSED
             snap.error = None
             snap.info = observations.snapshot_info(result, self.pipeline.config.profile)
+            if burst is not None:
+                snap.info = {**snap.info, "burst": burst}
         for p in replaced:
             self.store.delete(p)
-        return result
+        return result, image
+
+    def _run_burst(self, frames: Sequence[np.ndarray],
+                   recognition: Recognition) -> tuple[PipelineResult, int, dict[str, Any]]:
+        """One snapshot from a burst: detect and embed every frame without matching, follow the
+        faces through the frames and fuse their embeddings by quality (``vision.fusion``), then
+        match the fused embeddings against the gallery once, with the threshold and one-to-one
+        assignment a single frame gets. Returns the result, the index of the frame to keep as
+        the snapshot image, and what the snapshot row records about the burst.
+        """
+        results, used = [], []
+        error: Exception | None = None
+        for k, frame in enumerate(frames):
+            try:
+                results.append(self.pipeline.run(frame, None, recognition.threshold))
+                used.append(k)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not cost the snapshot its others
+                log.warning("frame %d of %d of a burst could not be processed: %s", k + 1, len(frames), exc)
+                error = error or exc
+        if not results:
+            assert error is not None
+            raise error
+        result, fused, stored = fuse_results([frames[k] for k in used], results)
+        t0 = time.perf_counter()
+        if recognition.gallery is not None and len(recognition.gallery):
+            result.match = recognition.gallery.match(result.embeddings, threshold=result.threshold,
+                                                     model_name=result.model_name)
+        dt = (time.perf_counter() - t0) * 1000
+        for key in ("match", "total"):
+            result.timings_ms[key] = result.timings_ms.get(key, 0.0) + dt
+        info = {"frames": len(frames), "processed": len(used), "stored_frame": used[stored],
+                "seen_in": [int(n) for n in fused.frames_seen],
+                "quality": [round(float(q), 3) for q in fused.quality]}
+        return result, used[stored], info
 
     def _mark_failed(self, snapshot_id: int, error: str) -> int:
         """Set a stored snapshot FAILED with ``error``; returns its index."""
@@ -307,14 +378,21 @@ class SessionService:
             students = repo.roster(s, course)
             numbers_by_id = {st.id: st.student_number for st in students}
             ids_by_number = {v: k for k, v in numbers_by_id.items()}
+            rules = course.config.rules
+            loose = getattr(self.pipeline.embedder, "loose_threshold", None)
             if self.seat_continuity:
-                observations.apply_seat_continuity(ordered, numbers_by_id, ids_by_number,
-                                                   getattr(self.pipeline.embedder, "loose_threshold", None))
+                observations.apply_seat_continuity(ordered, numbers_by_id, ids_by_number, loose,
+                                                   rules.min_confidence)
                 s.flush()
             usable = [k for k, x in enumerate(ordered) if x is not None and x.status == SnapshotStatus.PROCESSED]
-            decided = decide_session(n, usable, observations.sightings(ordered, numbers_by_id),
-                                     list(ids_by_number), course.config.rules)
-            if decided is None:
+            unclear, seats = (observations.abstention_evidence(ordered, numbers_by_id, POOR_QUALITY,
+                                                               rules.min_confidence)
+                              if self.abstain else ([], {}))
+            session_decision = decide_with_abstention(n, usable, observations.sightings(ordered, numbers_by_id),
+                                                      list(ids_by_number), rules, unclear=unclear, seats=seats,
+                                                      loose_floor=loose)
+            decided = session_decision.students if session_decision is not None else None
+            if decided is None or session_decision is None:
                 # No usable snapshot is "no data", never "everybody absent".
                 raise NoSnapshots(f"session {session_id}: no snapshot was captured and processed; "
                                   "attendance cannot be decided (retake or close the session)", session_id)
@@ -324,11 +402,13 @@ class SessionService:
                 if rec is None:
                     s.add(AttendanceRecord(session_id=sess.id, student_id=ids_by_number[number],
                                            auto_status=d.status.value, final_status=d.status.value,
-                                           presence=d.presence, best_similarity=d.best_similarity))
+                                           presence=d.presence, best_similarity=d.best_similarity,
+                                           review_reasons=session_decision.needs_review.get(number)))
                 else:  # re-finalising keeps instructor overrides
                     rec.auto_status = d.status.value
                     rec.presence = d.presence
                     rec.best_similarity = d.best_similarity
+                    rec.review_reasons = session_decision.needs_review.get(number)
                     if not rec.overridden_by:
                         rec.final_status = d.status.value
             sess.unknown_faces = max((sum(o.student_id is None for o in ordered[k].observations) for k in usable),
@@ -341,7 +421,7 @@ class SessionService:
                            "timings_ms": (snaps[k].info or {}).get("timings_ms") if k in snaps else None}
                           for k in range(n)]
             return SessionOutcome(sess.id, {k: d.status.value for k, d in decided.items()}, sess.unknown_faces,
-                                  snaps_json)
+                                  snaps_json, list(session_decision.needs_review))
 
     def finalize_or_abort(self, session_id: int, *, actor: str = "system") -> SessionOutcome | None:
         """``finalize``; when no snapshot could be processed the session is aborted and None returned."""
@@ -362,9 +442,13 @@ class SessionService:
             repo.audit(s, actor, "session.abort", "session", session_id, reason=reason[:300])
 
     # --- whole sessions -------------------------------------------------------------------------
-    def run_from_images(self, course_code: str, images: list[np.ndarray], *, actor: str = "system",
-                        camera: str = "upload", on_processed: OnProcessed | None = None) -> SessionOutcome:
+    def run_from_images(self, course_code: str, images: Sequence[np.ndarray | Sequence[np.ndarray]], *,
+                        actor: str = "system", camera: str = "upload",
+                        on_processed: OnProcessed | None = None) -> SessionOutcome:
         """The whole session path from already-taken images (CLI, uploads, demos, tests).
+
+        Each item is one snapshot: an image, or a burst (a list of frames, processed as one
+        snapshot by fusion; ``on_processed`` gets the frame kept as the snapshot image).
 
         A snapshot whose processing fails is kept as FAILED (the rules skip it) and the
         session goes on; with no usable snapshot at all the session is aborted and
@@ -374,19 +458,23 @@ class SessionService:
         """
         if not images:
             raise ValueError("a session needs at least one snapshot")
+        bursts = [[img] if isinstance(img, np.ndarray) else list(img) for img in images]
+        if not all(bursts):
+            raise ValueError(f"snapshot {next(k for k, b in enumerate(bursts, 1) if not b)} has no frame")
         sid = self.start(course_code, camera_name=camera, plan=SessionPlan.for_images(len(images), camera), actor=actor)
         # From here on the session exists: whatever fails, it must not be left RUNNING. Every
         # step is a unit of work retried on a lost database connection (as for camera sessions).
         step = "reading the roster gallery"
         try:
             recognition = retry_db(lambda: self.recognition(sid))
-            for k, img in enumerate(images):
+            for k, frames in enumerate(bursts):
                 step = f"storing snapshot {k + 1}"
+                img = frames[0]  # stored before processing; a burst's best frame replaces it then
                 snap_id = retrying(self.store_snapshot)(sid, k, img, camera=camera)
                 step = f"processing snapshot {k + 1}"
                 try:
-                    result: PipelineResult | Exception = retrying(self.process_snapshot)(snap_id, recognition,
-                                                                                          image=img)
+                    result: PipelineResult | Exception
+                    result, img = retrying(self._process_snapshot)(snap_id, recognition, frames=frames)
                 except StorageFailed:
                     raise  # the disk, not this image: the next snapshots would fail the same way
                 except Exception as exc:  # stored as FAILED by process_snapshot

@@ -120,15 +120,18 @@ def test_session_run_refuses_bad_input_clearly(enrolled: dict[str, str], tmp_pat
 
 def test_capture_through_fake_ip_camera_switches_light_off_every_time(enrolled: dict[str, str], classroom_files) -> None:
     ss, _, snaps = classroom_files
-    with FakeCamera(images=snaps) as cam:
+    # the course's default burst: 5 frames 0.4 s apart per snapshot, each of the same scene
+    with FakeCamera(images=snaps, frames_per_image=5) as cam:
         cams = json.dumps({"room1": {"kind": "ipwebcam", "url": cam.base_url}})
         env = {**enrolled, "AAS_CAMERAS": cams, "AAS_LIGHT_SETTLE_S": "0.05"}
         out = json.loads(aas(env, "session", "capture", "--course", "CS1", "--camera", "room1",
-                             "--offsets", "0,0.2,0.4", "--json").stdout)
+                             "--offsets", "0,2,4", "--json").stdout)
         log = cam.light_log()
         shots = cam.events_of("image")
-    assert len(shots) == 3
-    assert log.count(True) == 3 and log[-1] is False  # on for each capture, off after each
+        kinds = [k for k in cam.kinds() if k in ("torch", "image")]
+    assert len(shots) == 15
+    assert log.count(True) == 3 and log[-1] is False  # on for each burst, off after each
+    assert kinds == ["torch", *["image"] * 5, "torch"] * 3
     assert _accuracy(out["statuses"], ss.truth) >= 0.95
     with session_scope(enrolled["AAS_DATABASE_URL"]) as s:
         snaps_db = s.scalars(select(Snapshot).where(Snapshot.session_id == out["session_id"])).all()
@@ -139,11 +142,11 @@ def test_capture_through_fake_ip_camera_switches_light_off_every_time(enrolled: 
 def test_killing_the_runner_mid_session_loses_no_stored_snapshot(enrolled: dict[str, str], classroom_files) -> None:
     ss, _, snaps = classroom_files
     url = enrolled["AAS_DATABASE_URL"]
-    with FakeCamera(images=snaps) as cam:
+    with FakeCamera(images=snaps, frames_per_image=5) as cam:
         env = {**enrolled, "AAS_CAMERAS": json.dumps({"room1": {"kind": "ipwebcam", "url": cam.base_url}}),
                "AAS_LIGHT_SETTLE_S": "0.01"}
         proc = subprocess.Popen([sys.executable, "-m", "aas_core.cli", "session", "capture", "--course", "CS1",
-                                 "--camera", "room1", "--offsets", "0,0.1,600", "--json"], env=env, cwd=ROOT,
+                                 "--camera", "room1", "--offsets", "0,2,600", "--json"], env=env, cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         sid = None
         deadline = time.time() + 180
@@ -172,21 +175,23 @@ def test_killing_the_runner_mid_session_loses_no_stored_snapshot(enrolled: dict[
 def test_capture_takes_the_course_snapshot_count_and_camera(enrolled: dict[str, str], classroom_files) -> None:
     """Bug: the page stored {"snapshots": N} while `session capture` read "n" and always took 3."""
     _, _, snaps = classroom_files
-    aas(enrolled, "course", "config", "CS1", "--set", "plan.snapshots=5", "--set", "camera=room1")
+    aas(enrolled, "course", "config", "CS1", "--set", "plan.snapshots=5", "--set", "camera=room1",
+        "--set", "plan.burst_frames=2")
     try:
-        with FakeCamera(images=snaps) as cam:
+        with FakeCamera(images=snaps, frames_per_image=2) as cam:
             env = {**enrolled, "AAS_CAMERAS": json.dumps({"room1": {"kind": "ipwebcam", "url": cam.base_url}}),
                    "AAS_LIGHT_SETTLE_S": "0.05"}
             out = json.loads(aas(env, "session", "capture", "--course", "CS1", "--now", "--json").stdout)
             shots = cam.events_of("image")
-        assert len(shots) == 5 and len(out["snapshots"]) == 5
+        assert len(shots) == 10 and len(out["snapshots"]) == 5  # the course's burst of 2 per snapshot
         assert [x["status"] for x in out["snapshots"]] == ["processed"] * 5
         with session_scope(enrolled["AAS_DATABASE_URL"]) as s:
             sess = s.get(ClassSession, out["session_id"])
             assert sess.capture_plan.snapshots == 5 and sess.camera_name == "room1"
-            assert len(sess.capture_plan.offsets_s) == 5
+            assert len(sess.capture_plan.offsets_s) == 5 and sess.capture_plan.burst_frames == 2
     finally:
-        aas(enrolled, "course", "config", "CS1", "--set", "plan.snapshots=3", "--set", "camera=null")
+        aas(enrolled, "course", "config", "CS1", "--set", "plan.snapshots=3", "--set", "camera=null",
+            "--set", "plan.burst_frames=5")
 
 
 def test_min_confidence_of_the_course_rules_is_applied(enrolled: dict[str, str], classroom_files) -> None:
@@ -200,3 +205,49 @@ def test_min_confidence_of_the_course_rules_is_applied(enrolled: dict[str, str],
     # no face of a synthetic classroom is that similar to its gallery: every sighting is "no evidence"
     # (with the default 0, the same images give >= 95 % right: test_session_run_json_gets_95_percent...)
     assert set(out["statuses"]) == set(ss.truth) and set(out["statuses"].values()) == {"absent"}
+
+
+def _burst_dirs(snaps: list[Path], root: Path, frames: int = 3) -> list[Path]:
+    """One folder per snapshot with ``frames`` frames: the snapshot with its own sensor noise each."""
+    import cv2
+    import numpy as np
+
+    dirs = []
+    for i, p in enumerate(snaps):
+        d = root / f"snap{i + 1}"
+        d.mkdir(parents=True)
+        img = cv2.imread(str(p)).astype(np.float32)
+        for k in range(frames):
+            noisy = np.clip(img + np.random.default_rng([i, k]).normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(d / f"f{k}.png"), noisy)
+        dirs.append(d)
+    return dirs
+
+
+def test_session_run_takes_a_folder_per_snapshot_as_its_burst(enrolled: dict[str, str], classroom_files,
+                                                              tmp_path: Path) -> None:
+    ss, _, snaps = classroom_files
+    dirs = _burst_dirs(snaps, tmp_path)
+    # a folder of 3 frames, a plain file (a burst of one) and a folder: one snapshot each
+    args = [str(dirs[0]), str(snaps[1]), str(dirs[2])]
+    out = json.loads(aas(enrolled, "session", "run", "--course", "CS1", *args, "--json").stdout)
+    single = json.loads(aas(enrolled, "session", "run", "--course", "CS1", *map(str, snaps), "--json").stdout)
+    assert set(out) == set(single)  # the JSON contract does not change with bursts
+    assert [x["status"] for x in out["snapshots"]] == ["processed"] * 3
+    assert _accuracy(out["statuses"], ss.truth) >= 0.95
+    with session_scope(enrolled["AAS_DATABASE_URL"]) as s:
+        rows = s.scalars(select(Snapshot).where(Snapshot.session_id == out["session_id"])
+                         .order_by(Snapshot.index)).all()
+        assert [(x.info or {}).get("burst", {}).get("frames") for x in rows] == [3, None, 3]
+
+
+def test_session_run_names_a_bad_frame_in_a_folder(enrolled: dict[str, str], classroom_files, tmp_path: Path) -> None:
+    _, _, snaps = classroom_files
+    dirs = _burst_dirs(snaps[:1], tmp_path, frames=2)
+    (dirs[0] / "f9.jpg").write_bytes(b"not a jpeg")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = aas(enrolled, "session", "run", "--course", "CS1", str(dirs[0]), str(empty), "--json", check=False)
+    assert r.returncode != 0 and r.stdout == ""
+    assert "snap1/f9.jpg: " in r.stderr and "not an image" in r.stderr
+    assert "empty/: no image in the folder" in r.stderr

@@ -330,6 +330,39 @@ def test_run_session_from_uploaded_image(populated: dict[str, Any]) -> None:
     assert at.session_state["live_session_id"] == sessions[-1].id
 
 
+def test_run_session_from_uploaded_bursts(populated: dict[str, Any]) -> None:
+    """Several frames per snapshot: consecutive uploads are grouped into bursts, fused per snapshot."""
+    import cv2
+    import numpy as np
+
+    from aas_core.db import session_scope
+    from aas_core.db.models import ClassSession
+
+    teach = users(populated["url"])["teach"]
+    at = ok(page("live_session.py", teach).run())
+    uploads = []
+    for k, name in enumerate(["a1.jpg", "a2.jpg", "b1.jpg", "b2.jpg", "c1.jpg"]):
+        img = populated["snapshot"].astype(np.float32) + np.random.default_rng(k).normal(0, 2, populated["snapshot"].shape)
+        _, buf = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8))
+        uploads.append((name, buf.tobytes(), "image/jpeg"))
+    at.file_uploader(key="live_files_0").set_value(uploads)
+    at.number_input(key="live_frames").set_value(2)
+    ok(at.run())
+    assert any("5 images do not split into snapshots of 2 frames" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "live_run"]
+    at.file_uploader(key="live_files_0").set_value(uploads[:4])
+    ok(at.run())
+    assert any("1: a1.jpg + a2.jpg → 2: b1.jpg + b2.jpg" in c.value for c in at.caption)
+    button(at, "live_run").click()
+    ok(at.run())
+    with session_scope(populated["url"]) as s:
+        sess = s.query(ClassSession).order_by(ClassSession.id.desc()).first()
+        assert sess.status.value == "completed" and sess.capture_plan.snapshots == 2
+        assert [x.info["burst"]["frames"] for x in sorted(sess.snapshots, key=lambda x: x.index)] == [2, 2]
+        assert len(sess.records) == 5
+    assert at.session_state["live_session_id"] == sess.id
+
+
 def test_enroll_photos_on_students_page(tmp_path: Path, data_dir: Path) -> None:
     from aas_core.db import repo, session_scope
 
