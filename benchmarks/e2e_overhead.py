@@ -16,8 +16,8 @@ Then, ``--repeats`` times each, side by side in one process:
   encoding ``st.image`` does for it), then once per session the review the page shows
   (``services.review.load_review`` as ``ui.resources.session_review`` builds it,
   ``editor_rows`` and the ``st.image`` encoding of each annotated snapshot), spread over the
-  session's snapshots. **dash*** — the same with the page's one-line change
-  ``draw_result(..., max_side=DISPLAY_MAX_SIDE)`` (the row is left out on code without it).
+  session's snapshots, drawing the full frame. **dash*** — the same drawn at display size,
+  ``draw_result(..., max_side=DISPLAY_MAX_SIDE)``, as the page does.
 
 overhead = (wall - pipe) / pipe, per snapshot; the table gives medians over every snapshot
 of every repeat. ``session`` adds what a session costs once (start: roster embeddings
@@ -102,8 +102,9 @@ class Timed(SessionService):
     def store_snapshot(self, *a, **k):  # type: ignore[no-untyped-def]
         return self._step("store", super().store_snapshot, *a, **k)
 
-    def process_snapshot(self, *a, **k):  # type: ignore[no-untyped-def]
-        return self._step("process", super().process_snapshot, *a, **k)
+    def _process_snapshot(self, *a, **k):  # type: ignore[no-untyped-def]
+        # run_from_images calls the private step (it also returns the stored frame of a burst)
+        return self._step("process", super()._process_snapshot, *a, **k)
 
     def finalize_or_abort(self, *a, **k):  # type: ignore[no-untyped-def]
         return self._step("finalize", super().finalize_or_abort, *a, **k)
@@ -239,8 +240,8 @@ def main() -> None:
                   f"{m['overhead']:>10.0%}{m['session']:>10.0%}")
         print("store: JPEG + row committed; after: process_snapshot minus the pipeline (crops, rows, commit); "
               "draw: annotate + st.image encode; review: load_review + st.image + editor rows, per snapshot; "
-              "+session: start and finalize spread over the snapshots too; dash*: the page passing "
-              "max_side=DISPLAY_MAX_SIDE to draw_result (not in pages/live_session.py yet)", flush=True)
+              "+session: start and finalize spread over the snapshots too; dash*: drawn at display size "
+              "(max_side=DISPLAY_MAX_SIDE), as pages/live_session.py does", flush=True)
     out = subprocess.run([sys.executable, __file__, "--rss-child", "--profile", a.profile, "--seed", str(a.seed)],
                          capture_output=True, text=True, check=True)
     print(out.stdout.strip())

@@ -438,20 +438,13 @@ def capture_shot(
     clock: Clock = REAL_CLOCK,
     stop: threading.Event | None = None,
 ) -> Shot:
-    """Light on, settle, ``grab_with_retry`` within ``deadline_s``, light off (see ``lit``).
+    """Light on, settle, ``grab_with_retry`` within ``deadline_s``, light off (see ``lit``): a
+    burst of one frame (``capture_burst``).
 
     The light stays on across retries (one on/off cycle per snapshot, not per attempt).
     """
-    with lit(camera, settle_s, use_light=use_light, clock=clock, stop=stop) as light:
-        image = grab_with_retry(camera, deadline_s, attempts, backoff_s=backoff_s, clock=clock, stop=stop)
-        captured_at = clock.now()
-    return Shot(
-        image=image,
-        captured_at=captured_at,
-        camera_name=camera_name(camera),
-        light_used=light.used,
-        light_error=light.error,
-    )
+    return capture_burst(camera, frames=1, settle_s=settle_s, deadline_s=deadline_s, attempts=attempts,
+                         backoff_s=backoff_s, use_light=use_light, clock=clock, stop=stop)
 
 
 def capture_burst(

@@ -79,15 +79,21 @@ def bench_matching(gallery_size: int, queries: int = 40, dim: int = 512, samples
             "median_ms": statistics.median(times), "build_ms": round(build_ms, 1)}
 
 
+def _bench_identities(ids: dict[str, list[Path]], rng: np.random.Generator, n_faces: int, dataset: Path) -> list[str]:
+    """The scene's people: ``n_faces`` identities with a 6th photo (the first 5 are enrollment's)."""
+    names = [n for n in rng.permutation(sorted(ids)) if len(ids[n]) > 5][:n_faces]
+    if len(names) < n_faces:
+        raise ValueError(f"{dataset} has only {len(names)} identities with > 5 photos; need {n_faces}")
+    return names
+
+
 def run_bench(models_dir: Path, *, dataset: Path | None = None, n_faces: int = 36, repeats: int = 3,
               gallery_size: int = 10_000, profiles: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
     models_dir = Path(models_dir)
     dataset = dataset or default_dataset()
     ids = list_identities(dataset)
     rng = np.random.default_rng(seed)
-    names = [n for n in rng.permutation(sorted(ids)) if len(ids[n]) > 5][:n_faces]
-    if len(names) < n_faces:
-        raise ValueError(f"{dataset} has only {len(names)} identities with > 5 photos; need {n_faces}")
+    names = _bench_identities(ids, rng, n_faces, dataset)
     scene = make_scene([(n, ids[n][5]) for n in names], scrfd_locator(models_dir), seed=seed,
                        seats=seat_grid(n_faces, rng=rng))
     configs: dict[str, PipelineConfig] = {}
@@ -167,9 +173,7 @@ def peer_scenes(models_dir: Path, dataset: Path | None = None, n_faces: int = 36
     dataset = dataset or default_dataset()
     ids = list_identities(dataset)
     rng = np.random.default_rng(seed)
-    names = [n for n in rng.permutation(sorted(ids)) if len(ids[n]) > 5][:n_faces]
-    if len(names) < n_faces:
-        raise ValueError(f"{dataset} has only {len(names)} identities with > 5 photos; need {n_faces}")
+    names = _bench_identities(ids, rng, n_faces, dataset)
     locate = scrfd_locator(models_dir)
     out = []
     for k, (name, size, (lo, hi)) in enumerate(scenes):

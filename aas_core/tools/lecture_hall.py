@@ -40,7 +40,7 @@ from aas_core.tools.synthetic import (
     _background,
     _load,
     _paste_face,
-    list_identities,
+    pick_class,
     seat_grid,
 )
 
@@ -302,12 +302,8 @@ def make_hard_session(dataset: Path, locator: FaceLocator, conditions: Condition
         return boxes[path]
 
     rng = np.random.default_rng(seed)
-    ids = list_identities(dataset)
-    usable = [k for k, v in ids.items() if len(v) > enroll_k]
-    if len(usable) < n_students + n_strangers:
-        raise ValueError(f"need {n_students + n_strangers} identities with > {enroll_k} photos, have {len(usable)}")
-    chosen = [usable[i] for i in rng.permutation(len(usable))[: n_students + n_strangers]]
-    students, strangers = chosen[:n_students], chosen[n_students:]
+    ids, students, strangers = pick_class(dataset, rng, n_students, n_strangers, enroll_k)
+    chosen = students + strangers
     q = n_students // 6
     labels = ["attended"] * (n_students - 3 * q) + ["late"] * q + ["left_early"] * q + ["absent"] * q
     truth = dict(zip(students, [labels[i] for i in rng.permutation(n_students)]))

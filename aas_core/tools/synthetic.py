@@ -213,6 +213,18 @@ class SyntheticSession:
         return paths
 
 
+def pick_class(dataset: Path, rng: np.random.Generator, n_students: int, n_strangers: int,
+               enroll_k: int) -> tuple[dict[str, list[Path]], list[str], list[str]]:
+    """(identity -> photos, students, strangers) drawn from identities with more than ``enroll_k``
+    photos (the first ``enroll_k`` enroll, the rest appear in the room)."""
+    ids = list_identities(dataset)
+    usable = [k for k, v in ids.items() if len(v) > enroll_k]
+    if len(usable) < n_students + n_strangers:
+        raise ValueError(f"need {n_students + n_strangers} identities with > {enroll_k} photos, have {len(usable)}")
+    chosen = [usable[i] for i in rng.permutation(len(usable))[: n_students + n_strangers]]
+    return ids, chosen[:n_students], chosen[n_students:]
+
+
 def make_session(dataset: Path, locator: FaceLocator, *, n_students: int = 30, n_strangers: int = 3,
                  enroll_k: int = 5, seed: int = 0, size_range: tuple[float, float] = (36, 100),
                  status_mix: dict[str, int] | None = None) -> SyntheticSession:
@@ -223,12 +235,8 @@ def make_session(dataset: Path, locator: FaceLocator, *, n_students: int = 30, n
     enrollment images. Strangers (not enrolled) sit in every snapshot.
     """
     rng = np.random.default_rng(seed)
-    ids = list_identities(dataset)
-    usable = [k for k, v in ids.items() if len(v) > enroll_k]
-    if len(usable) < n_students + n_strangers:
-        raise ValueError(f"need {n_students + n_strangers} identities with > {enroll_k} photos, have {len(usable)}")
-    chosen = [usable[i] for i in rng.permutation(len(usable))[: n_students + n_strangers]]
-    students, strangers = chosen[:n_students], chosen[n_students:]
+    ids, students, strangers = pick_class(dataset, rng, n_students, n_strangers, enroll_k)
+    chosen = students + strangers
     mix = status_mix or {"attended": n_students - 3 * (n_students // 6), "late": n_students // 6,
                          "left_early": n_students // 6, "absent": n_students // 6}
     if sum(mix.values()) != n_students:
