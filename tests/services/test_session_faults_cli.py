@@ -41,7 +41,10 @@ common.pipeline = cli_session.pipeline = lambda c, profile=None: FakePipeline()
 import aas_core.media.store as m
 
 def hang(what):
-    Path(os.environ["FAULT_FLAG"]).write_text(what)
+    # Atomic: the test polls for the flag and reads it at once (an empty read was seen).
+    flag = Path(os.environ["FAULT_FLAG"])
+    flag.with_suffix(".tmp").write_text(what)
+    os.replace(flag.with_suffix(".tmp"), flag)
     time.sleep(300)
 
 hang_at = os.environ.get("FAULT_HANG_AT")
