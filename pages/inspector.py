@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -30,6 +31,7 @@ from aas_core.ui.resources import (
     settings,
 )
 from aas_core.ui.widgets import show_bgr, show_flashes
+from aas_core.vision.face_quality import camera_advice
 from aas_core.vision.profiles import PROFILES
 
 SOURCE_LABEL = {"person": "inside a person box", "tile": "on a tile", "frame": "on the whole frame"}
@@ -199,6 +201,10 @@ for col, k in zip(mc, ["persons", "faces", "enhance", "embed", "match", "total"]
 st.caption(f"{plain(img_name)} · {image.shape[1]}×{image.shape[0]} · {len(res.persons)} persons · {len(res.faces)} faces · "
            f"model {res.model_name} · threshold {res.threshold:.2f} · stage times as measured when first computed "
            "(cached results are reused until a knob they depend on changes)")
+
+advice = camera_advice(image.shape[1], np.minimum(res.faces.widths, res.faces.heights)) if len(res.faces) else None
+if advice:
+    st.info(advice, icon=":material/videocam:")
 
 # --- frame ---------------------------------------------------------------------------------------
 rows = result.face_rows()

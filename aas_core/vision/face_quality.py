@@ -35,7 +35,7 @@ import numpy as np
 from aas_core.vision.quality import blur_score, face_crop, pose_from_landmarks
 from aas_core.vision.types import Detections
 
-__all__ = ["POOR_QUALITY", "FaceQuality", "measure", "measure_all"]
+__all__ = ["POOR_QUALITY", "SMALL_FACE_PX", "FaceQuality", "camera_advice", "measure", "measure_all"]
 
 #: Below this ``score`` a face is too poor to identify: an unknown face this poor is "could not
 #: tell", not a stranger. Calibrated in docs/EVALUATION.md ("Abstention").
@@ -136,3 +136,30 @@ def measure_all(image: np.ndarray, faces: Detections) -> list[FaceQuality]:
     lms = faces.landmarks
     return [measure(image, faces.xyxy[i], float(faces.confidence[i]), None if lms is None else lms[i])
             for i in range(len(faces))]
+
+
+#: Faces whose shorter side is under this many pixels are rarely named under dim, noisy
+#: lecture-hall light (docs/EVALUATION.md, "Hard benchmark" and "Abstention"), while the same
+#: room through a 3840x2160 camera (twice the pixels per face) names most of them.
+SMALL_FACE_PX = 32.0
+#: Frames at least this wide are already 4K-class: more pixels must come from a closer camera.
+UHD_WIDTH = 3000
+
+
+def camera_advice(frame_width: int, face_sizes: np.ndarray, min_share: float = 0.2,
+                  min_faces: int = 3) -> str | None:
+    """A sentence for the instructor when a camera gives too few pixels per face, else None.
+
+    ``face_sizes``: the shorter side (px) of every face found in one frame. Advice is given when
+    at least ``min_faces`` faces and ``min_share`` of all are under ``SMALL_FACE_PX``: a 4K camera
+    for frames under 4K width, a closer camera or a narrower view for 4K frames.
+    """
+    sizes = np.asarray(face_sizes, dtype=np.float32).ravel()
+    small = int((sizes < SMALL_FACE_PX).sum())
+    if not len(sizes) or small < min_faces or small < min_share * len(sizes):
+        return None
+    what = (f"{small} of {len(sizes)} faces are under {SMALL_FACE_PX:.0f} px (smallest "
+            f"{float(sizes.min()):.0f} px): such faces are often too small to recognise in a dim room.")
+    if frame_width < UHD_WIDTH:
+        return what + " A 4K camera (3840x2160) over the same view would give them twice the pixels."
+    return what + " Even at this resolution: a camera closer to the back rows, or a narrower view, would help."

@@ -457,6 +457,25 @@ def test_inspector_threshold_change_does_not_rerun_detection(populated: dict[str
     assert calls["faces"] == 2
 
 
+def test_inspector_advises_a_4k_camera_for_back_rows_of_small_faces(populated: dict[str, Any], models_dir: Path,
+                                                                   data_dir: Path) -> None:
+    import cv2
+
+    from aas_core.tools.synthetic import list_identities, make_scene, scrfd_locator
+
+    ids = list_identities(data_dir / "faces_dev")
+    people = [(n, ids[n][5]) for n in sorted(ids) if len(ids[n]) > 5][:12]
+    scene = make_scene(people, scrfd_locator(models_dir), size_range=(22, 60), seed=3)
+    teach = users(populated["url"])["teach"]
+    at = ok(page("inspector.py", teach).run())
+    assert not [i for i in at.info if "4K camera" in i.value]  # no image yet: no advice
+    ok_, buf = cv2.imencode(".png", scene.image)
+    at.file_uploader(key="insp_upload").set_value(("hall.png", buf.tobytes(), "image/png"))
+    ok(at.run())
+    advice = [i.value for i in at.info if "4K camera" in i.value]
+    assert advice and "faces are under 32 px" in advice[0]
+
+
 def test_evaluation_on_a_small_folder_and_apply_threshold(populated: dict[str, Any], data_dir: Path,
                                                           tmp_path: Path) -> None:
     from aas_core.db import repo, session_scope

@@ -45,3 +45,16 @@ def test_each_problem_lowers_the_figure_and_is_named() -> None:
 def test_a_face_outside_the_image_is_the_poorest() -> None:
     q = measure(np.zeros((50, 50, 3), np.uint8), np.array([60, 60, 80, 80], np.float32), 0.5)
     assert q.score < POOR_QUALITY and q.figures["yaw"] is None
+
+
+def test_camera_advice_names_the_small_faces_and_the_remedy() -> None:
+    from aas_core.vision.face_quality import camera_advice
+
+    back_rows = np.array([24, 26, 28, 30, 60, 70, 80, 90, 95, 100], np.float32)
+    advice = camera_advice(1920, back_rows)
+    assert advice is not None and "4 of 10 faces are under 32 px" in advice and "4K camera" in advice
+    at_4k = camera_advice(3840, back_rows)
+    assert at_4k is not None and "4K camera" not in at_4k and "closer" in at_4k
+    # a few small faces among many, or none at all: no advice
+    assert camera_advice(1920, np.array([25, 28] + [80] * 20, np.float32)) is None
+    assert camera_advice(1920, np.array([], np.float32)) is None
