@@ -10,9 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from tests.cli.test_student_commands import aas  # the in-process Typer runner
 
-from aas_core import cli
 from aas_core.tools.synthetic import Scene, list_identities, make_scene, scrfd_locator, seat_grid
 from aas_core.vision.nms import box_iou
 
@@ -21,12 +20,6 @@ OTHERS = ["lfw_Vladimir_Putin", "glint_Tom_Hanks", "lfw_Ariel_Sharon"]
 STAGES = {"persons", "faces", "enhance", "embed", "match", "total"}
 
 
-def aas(url: str, tmp: Path, models_dir: Path, *args: str):  # type: ignore[no-untyped-def]
-    r = CliRunner().invoke(cli.app, ["--database-url", url, "--models-dir", str(models_dir), *args],
-                           env={"AAS_DATA_DIR": str(tmp / "data")})
-    if r.exception and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r
 
 
 @pytest.fixture(scope="module")
