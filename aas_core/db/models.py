@@ -287,3 +287,28 @@ class AuditLog(Base):
     target_type: Mapped[str | None] = mapped_column(String(40))
     target_id: Mapped[str | None] = mapped_column(String(80))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class FaceCorrection(Base):
+    """"That face is not X": an instructor's correction, kept as a negative example for X.
+
+    The negative is the observation's own embedding, referenced, never copied: erasing the
+    person in the face, withdrawing their consent or the retention purge nulls that embedding
+    (``services.privacy``) and the negative stops counting with it; deleting the observation
+    (its session deleted, its snapshot re-processed) deletes the correction. ``assigned_student_id``:
+    who the instructor said it was instead (None: "not X", nobody named). Undone corrections stay
+    for the audit trail with ``undone_at`` set and no longer count.
+    """
+
+    __tablename__ = "face_corrections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("face_observations.id", ondelete="CASCADE"), index=True)
+    not_student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), index=True)
+    assigned_student_id: Mapped[int | None] = mapped_column(ForeignKey("students.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    undone_by: Mapped[str | None] = mapped_column(String(80))
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime)
+    observation: Mapped[FaceObservation] = relationship()
+    not_student: Mapped[Student] = relationship(foreign_keys=[not_student_id])
+    assigned_student: Mapped[Student | None] = relationship(foreign_keys=[assigned_student_id])

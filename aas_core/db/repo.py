@@ -22,6 +22,8 @@ from aas_core.db.models import (
     ClassSession,
     Course,
     Enrollment,
+    FaceCorrection,
+    FaceObservation,
     FaceSample,
     Instructor,
     SampleStatus,
@@ -304,3 +306,23 @@ def override_status(s: Session, record: AttendanceRecord, final_status: str, act
     record.updated_at = utcnow()
     audit(s, actor, "attendance.override", "attendance", record.id, session=record.session_id,
           student=record.student.student_number, old=old, new=final_status, reason=reason.strip())
+
+
+def negatives_arrays(s: Session, course: Course, model_name: str) -> dict[str, np.ndarray]:
+    """Per roster student, the embeddings (made by ``model_name``) of the faces instructors said
+    were *not* them (standing corrections, ``FaceCorrection``): {student_number: (k, d)}.
+
+    A correction counts across courses (it is a fact about the student's face, wherever it was
+    made); one whose observation lost its embedding (erasure, retention purge) no longer counts.
+    """
+    q = (select(Student.student_number, FaceObservation.embedding)
+         .join(FaceCorrection, FaceCorrection.not_student_id == Student.id)
+         .join(FaceObservation, FaceObservation.id == FaceCorrection.observation_id)
+         .join(Enrollment, Enrollment.student_id == Student.id)
+         .where(Enrollment.course_id == course.id, FaceCorrection.undone_at.is_(None),
+                FaceObservation.model_name == model_name, FaceObservation.embedding.is_not(None))
+         .order_by(Student.student_number, FaceCorrection.id))
+    out: dict[str, list[np.ndarray]] = {}
+    for number, blob in s.execute(q).all():
+        out.setdefault(number, []).append(from_blob(blob))
+    return {k: np.stack(v) for k, v in out.items()}

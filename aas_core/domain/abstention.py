@@ -45,6 +45,9 @@ class Unclear:
     box: Box
     candidates: tuple[tuple[str, float], ...]  # top matches, best first, whatever their score
     why: str  # e.g. "size 24 px, dark": what made it too poor (for the reviewer)
+    # A face the matcher named but a standing correction vetoed (services.corrections): its
+    # candidates are the vetoed student alone, who could be it whatever the loose floor says.
+    vetoed: bool = False
 
 
 @dataclass
@@ -92,7 +95,11 @@ def could_not_tell(usable: Iterable[int], sightings: Iterable[Sighting], unclear
             continue
         here = seen.get(k, set())
         could: dict[str, str] = {}
-        if loose_floor is not None:
+        if u.vetoed:
+            for st, _sim in u.candidates:
+                if st in on_roster and st not in here:
+                    could.setdefault(st, "")
+        elif loose_floor is not None:
             for st, sim in u.candidates:
                 if st in on_roster and st not in here and sim >= loose_floor:
                     could.setdefault(st, f"top match {sim:.2f}")
@@ -102,8 +109,8 @@ def could_not_tell(usable: Iterable[int], sightings: Iterable[Sighting], unclear
                 could[st] = "it sits in this student's seat"
         for st, how in could.items():
             out.setdefault(st, {}).setdefault(
-                k, f"could not tell in snapshot {k + 1}: a face of poor quality ({u.why}) could be this student "
-                   f"({how})")
+                k, f"could not tell in snapshot {k + 1}: {u.why}" if u.vetoed else
+                f"could not tell in snapshot {k + 1}: a face of poor quality ({u.why}) could be this student ({how})")
     return out
 
 

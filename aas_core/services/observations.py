@@ -31,6 +31,11 @@ from aas_core.vision.pipeline import PipelineResult
 MIN_STORED_CROP = 96
 
 
+#: ``match_source`` of unknown faces a correction speaks about: "vetoed" (a standing correction
+#: vetoed the matcher's name) and "rejected" (a person said "that face is not X").
+CORRECTED = ("vetoed", "rejected")
+
+
 def viewable_crop(crop: np.ndarray | None) -> np.ndarray | None:
     """A face crop large enough for a reviewer to see (evidence only; never embedded).
 
@@ -88,12 +93,15 @@ def withhold_suppressed(result: PipelineResult, suppressed: Gallery | None, stor
 
 def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Sequence[str | None],
                      enhanced_paths: Sequence[str | None], withheld: Collection[int] = (),
-                     qualities: Sequence[FaceQuality | None] = ()) -> list[FaceObservation]:
+                     qualities: Sequence[FaceQuality | None] = (),
+                     vetoed: Collection[int] = ()) -> list[FaceObservation]:
     """One ``FaceObservation`` per face of ``result`` (``ids``: student number -> id).
 
     Faces in ``withheld`` (:func:`withhold_suppressed`) keep only their box and detector score:
     no crop, no embedding, no match, no top-match list, no quality. ``qualities``: per face
     (``vision.face_quality.measure_all``), stored as ``quality`` and ``quality_figures``.
+    ``vetoed``: faces whose match a standing correction vetoed (``vision.matching.veto_by_negatives``):
+    stored unknown with ``match_source="vetoed"`` (their top matches kept for the review).
 
     A face is named only when its assigned similarity reaches the threshold the match ran
     with: the matcher guarantees it, and this keeps it true whatever matcher produced the
@@ -114,6 +122,13 @@ def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Se
             number = None
         top = ([[t, round(float(v), 4)] for t, v in zip(m.top_ids[i], m.top_similarity[i]) if t is not None]
                if m else None)
+        veto = number is not None and i in vetoed
+        if veto and top is not None:
+            # The vetoed student leads the list (almost always already first; the one-to-one
+            # assignment can give a face its second-best): the review and the decision read it there.
+            top = [[number, round(float(m.assigned_similarity[i]), 4)], *(e for e in top if e[0] != number)]
+        if veto:
+            number = None
         q = qualities[i] if i < len(qualities) else None
         rows.append(FaceObservation(
             x1=x1, y1=y1, x2=x2, y2=y2, det_score=float(result.faces.confidence[i]),
@@ -121,7 +136,7 @@ def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Se
             model_name=result.model_name, embedding=to_blob(result.embeddings[i]),
             student_id=ids.get(number) if number else None,
             similarity=float(m.assigned_similarity[i]) if m and number else None,
-            match_source="threshold" if number else None, top_matches=top,
+            match_source="threshold" if number else ("vetoed" if veto else None), top_matches=top,
             quality=q.score if q is not None else None, quality_figures=q.as_json() if q is not None else None))
     return rows
 
@@ -168,9 +183,11 @@ def apply_seat_continuity(snaps: Sequence[Snapshot | None], numbers_by_id: dict[
         return
     usable = [x for x in snaps if x is not None and x.status == SnapshotStatus.PROCESSED]
     obs = [list(x.observations) for x in usable]
+    # A face a correction vetoed, or a person said is not its match ("rejected"), is never named
+    # by seat: its top match is exactly the student it was corrected away from.
     seen = [[Seen((o.x1, o.y1, o.x2, o.y2), numbers_by_id.get(o.student_id) if o.match_source != "seat" else None,
-                  o.top_matches[0][0] if o.top_matches else None,
-                  float(o.top_matches[0][1]) if o.top_matches else 0.0,
+                  o.top_matches[0][0] if o.top_matches and o.match_source not in CORRECTED else None,
+                  float(o.top_matches[0][1]) if o.top_matches and o.match_source not in CORRECTED else 0.0,
                   None if o.match_source == "manual" else o.similarity) for o in snap_obs] for snap_obs in obs]
     for snap_obs, found in zip(obs, recover_by_seat(seen, loose_threshold, min_anchor_similarity=min_confidence)):
         for o in snap_obs:
@@ -217,6 +234,15 @@ def abstention_evidence(snaps: Sequence[Snapshot | None], numbers_by_id: dict[in
             if number is not None:
                 if o.match_source == "manual" or (o.match_source != "seat" and (o.similarity or 0.0) >= min_confidence):
                     seats.setdefault(number, []).append((snap.index, box))
+            elif o.match_source == "vetoed" and o.top_matches:
+                # The matcher named X but the face is closer to a face a person said is not X:
+                # "could not tell" for X in this snapshot, so a person looks (never a presence).
+                x, sim = o.top_matches[0]
+                unclear.append(Unclear(snap.index, box, ((str(x), float(sim)),),
+                                       f"a face matched to this student ({float(sim):.2f}) looks more like a "
+                                       f"face an instructor corrected as not them", vetoed=True))
+            elif o.match_source == "rejected":
+                continue  # a person said who it is not; nothing to guess
             elif o.quality is not None and o.quality < poor_quality and o.embedding is not None:
                 q = FaceQuality.from_json(o.quality, o.quality_figures or {})
                 why = q.describe() or f"quality {o.quality:.2f}"

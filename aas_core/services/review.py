@@ -28,7 +28,7 @@ from aas_core.domain.attendance import Status
 from aas_core.domain.course_config import CourseConfig
 from aas_core.media.draw import DISPLAY_MAX_SIDE, data_uri, draw_observations
 from aas_core.media.store import ImageStore
-from aas_core.services import privacy
+from aas_core.services import corrections, privacy
 from aas_core.services.auth import AuthUser, require_course
 from aas_core.services.enrollment import SampleOutcome, enroll_images
 from aas_core.services.reports import presence_text
@@ -313,8 +313,14 @@ def correct_face(svc: SessionService, user: AuthUser, observation_id: int, stude
             raise ValueError(f"{student_number} is not on the roster of {course.code}")
         for other in snap.observations:
             if other.id != o.id and other.student_id == st.id:
+                if other.embedding is not None and other.match_source != "manual":
+                    # One student per snapshot: "this face is X" says the face named X is not X.
+                    corrections.record(s, other, st, user.username)
                 other.student_id, other.similarity, other.match_source = None, None, None
         previous = o.student_id
+        if previous is not None and previous != st.id and o.embedding is not None:
+            # The matcher (or seat continuity) said X; a person says Y: a negative for X.
+            corrections.record(s, o, s.get(Student, previous), user.username, assigned=st)
         o.student_id = st.id
         o.match_source = "manual"
         o.similarity = next((float(v) for t, v in (o.top_matches or []) if t == student_number), None)

@@ -44,7 +44,7 @@ from aas_core.services import observations
 from aas_core.services.enrollment import ensure_embeddings
 from aas_core.vision.face_quality import POOR_QUALITY, measure_all
 from aas_core.vision.fusion import fuse_results
-from aas_core.vision.matching import Gallery
+from aas_core.vision.matching import Gallery, veto_by_negatives
 from aas_core.vision.pipeline import Pipeline, PipelineResult
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ class Recognition:
     # Students of the session's starting gallery whose consent has gone since (withdrawn or
     # erased): their faces are withheld, not stored as unknown (observations.withhold_suppressed).
     suppressed: Gallery | None = None
+    # Standing corrections ("that face is not X"), per student: a match to X closer to one of
+    # these than to X's own samples is vetoed (``vision.matching.veto_by_negatives``).
+    negatives: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 #: Starting galleries kept per SessionService (sessions whose gallery diff is still needed);
@@ -232,6 +235,7 @@ class SessionService:
             course = self._session(s, session_id).course
             ids, embs = repo.gallery_arrays(s, course, name)
             threshold = course.config.recognition.threshold
+            negatives = repo.negatives_arrays(s, course, name)
             with self._galleries_lock:
                 start_ids, start_embs = self._starting_galleries.setdefault(session_id, (ids, embs))
                 self._starting_galleries.move_to_end(session_id)
@@ -243,7 +247,7 @@ class SessionService:
                     Student.student_number.in_(gone), Student.consent_given_at.is_not(None))))
         rows = [k for k, sn in enumerate(start_ids) if sn in gone]
         suppressed = Gallery([start_ids[k] for k in rows], start_embs[rows], name) if rows else None
-        return Recognition(Gallery(ids, embs, name) if ids else None, threshold, suppressed)
+        return Recognition(Gallery(ids, embs, name) if ids else None, threshold, suppressed, negatives)
 
     def process_snapshot(self, snapshot_id: int, recognition: Recognition | None = None, *,
                          image: np.ndarray | None = None, frames: Sequence[np.ndarray] | None = None) -> PipelineResult:
@@ -295,6 +299,7 @@ class SessionService:
                 log.warning("snapshot %s: keeping the burst's first frame: %s", snapshot_id, exc)
                 burst["stored_frame"], image = 0, frames[0]  # type: ignore[index]
         withheld = observations.withhold_suppressed(result, recognition.suppressed, self.store, rel, image)
+        vetoed = veto_by_negatives(result.match, result.embeddings, recognition.negatives) if result.match else {}
         n_crops = len(result.crops.crops)
         try:
             # One all-or-nothing batch: a write that fails (disk full) removes the crops of this
@@ -316,7 +321,7 @@ class SessionService:
             replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]
             snap.observations.clear()
             observations.insert_rows(s, snapshot_id, observations.observation_rows(
-                result, observations.student_ids(s, named), crop_paths, enh_paths, withheld, qualities))
+                result, observations.student_ids(s, named), crop_paths, enh_paths, withheld, qualities, vetoed))
             snap.status = SnapshotStatus.PROCESSED
             snap.error = None
             snap.info = observations.snapshot_info(result, self.pipeline.config.profile)

@@ -285,12 +285,16 @@ def _render(faces: Sequence[tuple[str, Path, tuple[float, float, float], FaceLoo
 
 def make_hard_session(dataset: Path, locator: FaceLocator, conditions: Conditions, *, seed: int = 0,
                       n_students: int = 28, n_strangers: int = 4, enroll_k: int = 5,
-                      burst: int | None = None) -> HardSession:
+                      burst: int | None = None, day: int = 0) -> HardSession:
     """A class of ``n_students`` (attended / late / left early / absent mix) plus strangers in the
     room described by ``conditions``, 3 snapshots of ``burst`` frames each.
 
     Enrollment photos are each identity's first ``enroll_k`` photos (clean portraits, as students
     upload them); the room shows the others.
+
+    ``day``: another lecture of the *same* class (same students, strangers and seats, chosen by
+    ``seed``): who attends, the light, the noise, each face's look and which photo shows it are
+    drawn again for ``day`` > 0 (day 0 is the session this function always made).
     """
     c = conditions
     n_frames = c.burst if burst is None else burst
@@ -309,6 +313,9 @@ def make_hard_session(dataset: Path, locator: FaceLocator, conditions: Condition
     truth = dict(zip(students, [labels[i] for i in rng.permutation(n_students)]))
     seats = seat_grid(n_students + n_strangers, c.size, c.face_px, rng)
     seat_of = {ident: seats[i] for i, ident in enumerate(rng.permutation(chosen))}
+    if day:  # the same class another day: the rest is drawn from a stream of its own
+        rng = np.random.default_rng([seed, 1000 + day])
+        truth = dict(zip(students, [labels[i] for i in rng.permutation(n_students)]))
     look_of = {ident: _looks(rng, c) for ident in chosen}
     exposure = Exposure(gain=float(rng.uniform(*c.gain)), gamma=float(rng.uniform(*c.gamma)),
                         noise_sigma=float(rng.uniform(*c.noise_sigma)),
@@ -321,11 +328,12 @@ def make_hard_session(dataset: Path, locator: FaceLocator, conditions: Condition
         faces = []
         for ident in present:
             probes = ids[ident][enroll_k:]
-            faces.append((ident, probes[k % len(probes)], seat_of[ident], look_of[ident]))
+            faces.append((ident, probes[(k + 3 * day) % len(probes)], seat_of[ident], look_of[ident]))
         frames, truth_faces = [], []
         for f in range(n_frames):
-            frame_rng = np.random.default_rng([seed, k, f])
-            img, placed = _render(faces, locate, c, exposure, light, seed * 7919 + k, frame_rng, motion=f > 0)
+            frame_rng = np.random.default_rng([seed, k, f] if not day else [seed, 1000 + day, k, f])
+            img, placed = _render(faces, locate, c, exposure, light, seed * 7919 + k + 100_003 * day, frame_rng,
+                                  motion=f > 0)
             frames.append(img)
             if f == 0:
                 truth_faces = placed

@@ -361,3 +361,29 @@ def _top_k_unordered(x: np.ndarray, k: int) -> np.ndarray:
         vals = x[i, idx]
         out[i] = idx[np.argpartition(-vals, k - 1)[:k]] if len(idx) > k else idx
     return out
+
+
+def veto_by_negatives(match: MatchResult, embeddings: np.ndarray,
+                      negatives: dict[str, np.ndarray]) -> dict[int, float]:
+    """Faces whose assigned student an instructor has corrected away from a closer face.
+
+    ``negatives``: student id -> (k, d) embeddings of faces an instructor said were *not* that
+    student (``db.models.FaceCorrection``). Face ``i`` assigned to X is vetoed when its best
+    cosine to X's negatives exceeds its score for X (``assigned_similarity``, X's enrollment
+    samples and mean): it looks more like a face known not to be X than like X. Returns
+    {face index: that negative similarity}. Pure; the caller decides what a veto does (the
+    session service makes the face unknown and X "could not tell" for that snapshot, so a person
+    looks instead of the matcher guessing again).
+    """
+    out: dict[int, float] = {}
+    if not negatives or not len(match):
+        return out
+    q = _normalise_rows(np.asarray(embeddings, dtype=np.float32))
+    for i, sid in enumerate(match.assigned):
+        neg = negatives.get(sid) if sid is not None else None
+        if neg is None or not len(neg):
+            continue
+        best = float(np.max(_normalise_rows(np.asarray(neg, dtype=np.float32)) @ q[i]))
+        if best > float(match.assigned_similarity[i]):
+            out[i] = best
+    return out

@@ -103,3 +103,16 @@ def test_a_small_poor_box_inside_a_seat_is_in_that_seat() -> None:
     assert list(got) == ["a"]
     beside = (128.0, 110.0, 140.0, 120.0)  # centre outside, little overlap: the next seat
     assert could_not_tell([0, 1], [], [_poor(1, beside, cands=())], ROSTER, {"a": [(0, SEAT_A)]}, None) == {}
+
+
+def test_a_vetoed_match_is_could_not_tell_for_its_student_whatever_the_floor() -> None:
+    """A face named "a" but vetoed by a correction: "a" is not seen there, and not absent either:
+    a person looks. Only the vetoed student is concerned, under the loose floor or not."""
+    seen = [Sighting(0, "a", 0.6), Sighting(1, "a", 0.6)]
+    vetoed = Unclear(2, ELSEWHERE, (("a", 0.12),), "looks like a corrected face", vetoed=True)
+    out = decide_with_abstention(3, [0, 1, 2], seen, ROSTER, RuleConfig(), unclear=[vetoed], loose_floor=0.25)
+    assert out.students["a"].presence == [True, True, None]
+    assert out.needs_review == {"a": ["could not tell in snapshot 3: looks like a corrected face"]}
+    # never a presence: a student only ever vetoed stays absent, flagged
+    only = decide_with_abstention(3, [0, 1, 2], [], ROSTER, RuleConfig(), unclear=[vetoed], loose_floor=0.25)
+    assert only.students["a"].status == Status.ABSENT and "a" in only.needs_review

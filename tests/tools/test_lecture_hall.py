@@ -45,3 +45,16 @@ def test_the_lecture_hall_is_darker_and_noisier_than_the_clean_room(locate, data
 def test_4k_is_the_same_room_with_twice_the_pixels_per_face(locate, data_dir: Path) -> None:
     c4 = CONDITIONS["lecture_hall"].at_4k()
     assert c4.size == (2160, 3840) and c4.face_px == (52.0, 160.0)
+
+
+def test_another_day_is_the_same_class_in_the_same_seats_with_new_attendance_and_photos(locate, data_dir: Path) -> None:
+    c = replace(CONDITIONS["lecture_hall"], burst=1)
+    kw = dict(seed=5, n_students=12, n_strangers=2)
+    day0 = make_hard_session(data_dir / "faces_dev", locate, c, **kw)
+    again = make_hard_session(data_dir / "faces_dev", locate, c, day=0, **kw)
+    day1 = make_hard_session(data_dir / "faces_dev", locate, c, day=1, **kw)
+    assert np.array_equal(day0.bursts[0].frames[0], again.bursts[0].frames[0])  # day 0 is unchanged
+    assert set(day1.truth) == set(day0.truth) and day1.strangers == day0.strangers and day1.enroll == day0.enroll
+    assert not np.array_equal(day0.bursts[0].frames[0], day1.bursts[0].frames[0])
+    # who came that day is drawn again, from the same mix of statuses
+    assert sorted(day1.truth.values()) == sorted(day0.truth.values())

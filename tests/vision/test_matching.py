@@ -248,3 +248,23 @@ def test_small_rosters_stay_brute_force_and_ragged_two_stage_is_exact_on_candida
     s1 = two.exact_scores(q, model_name=M)
     np.testing.assert_allclose(np.take_along_axis(s2, cand, axis=1), np.take_along_axis(s1, cand, axis=1), atol=1e-6)
     assert np.all(s2 <= s1 + 1e-6)
+
+
+def test_veto_by_negatives_only_when_closer_to_a_corrected_face() -> None:
+    from aas_core.vision.matching import veto_by_negatives
+
+    rng = np.random.default_rng(7)
+    a, b, stranger = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 64)).astype(np.float32))
+    gallery = Gallery(["A", "B"], np.stack([a, b]), "m")
+    # A face between A and the stranger, matched to A at a low threshold.
+    face = a + 1.2 * stranger
+    queries = np.stack([face / np.linalg.norm(face), b])
+    match = gallery.match(queries, threshold=0.1, model_name="m")
+    assert match.assigned == ["A", "B"]
+    assert veto_by_negatives(match, queries, {}) == {}
+    # The stranger's face was once corrected as "not A": this face is closer to it than to A.
+    vetoed = veto_by_negatives(match, queries, {"A": stranger[None, :]})
+    assert list(vetoed) == [0] and vetoed[0] > float(match.assigned_similarity[0])
+    # A negative for A far from the face vetoes nothing; a negative for B leaves B's true match alone.
+    far = -stranger
+    assert veto_by_negatives(match, queries, {"A": far[None, :], "B": stranger[None, :]}) == {}
