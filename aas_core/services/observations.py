@@ -32,8 +32,9 @@ MIN_STORED_CROP = 96
 
 
 #: ``match_source`` of unknown faces a correction speaks about: "vetoed" (a standing correction
-#: vetoed the matcher's name) and "rejected" (a person said "that face is not X").
-CORRECTED = ("vetoed", "rejected")
+#: vetoed the matcher's name), "rejected" (a person said "that face is not X") and "visitor" (a
+#: person said the recurring unknown is a visitor, ``services.unknowns``).
+CORRECTED = ("vetoed", "rejected", "visitor")
 
 
 def viewable_crop(crop: np.ndarray | None) -> np.ndarray | None:
@@ -241,8 +242,8 @@ def abstention_evidence(snaps: Sequence[Snapshot | None], numbers_by_id: dict[in
                 unclear.append(Unclear(snap.index, box, ((str(x), float(sim)),),
                                        f"a face matched to this student ({float(sim):.2f}) looks more like a "
                                        f"face an instructor corrected as not them", vetoed=True))
-            elif o.match_source == "rejected":
-                continue  # a person said who it is not; nothing to guess
+            elif o.match_source in ("rejected", "visitor"):
+                continue  # a person already answered for this face; nothing to guess
             elif o.quality is not None and o.quality < poor_quality and o.embedding is not None:
                 q = FaceQuality.from_json(o.quality, o.quality_figures or {})
                 why = q.describe() or f"quality {o.quality:.2f}"
