@@ -312,3 +312,26 @@ class FaceCorrection(Base):
     observation: Mapped[FaceObservation] = relationship()
     not_student: Mapped[Student] = relationship(foreign_keys=[not_student_id])
     assigned_student: Mapped[Student | None] = relationship(foreign_keys=[assigned_student_id])
+
+
+class Dispute(Base):
+    """A student contests their status in one session; an instructor resolves it with a reason.
+
+    ``status``: open | upheld (the status was changed, ``status_after``) | rejected (it stands).
+    The student sees the outcome and the reason on their page.
+    """
+
+    __tablename__ = "disputes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), index=True)
+    message: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    status_before: Mapped[str] = mapped_column(String(20))
+    status_after: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolution: Mapped[str | None] = mapped_column(String(500))
+    session: Mapped[ClassSession] = relationship()
+    student: Mapped[Student] = relationship()
