@@ -14,6 +14,8 @@ PAGES = [
     st.Page("pages/inspector.py", title="Pipeline Inspector", icon=":material/biotech:"),
     st.Page("pages/trends.py", title="Attendance Trends", icon=":material/trending_up:"),
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/science:"),
+    st.Page("pages/follow_up.py", title="Follow-up", icon=":material/assignment_late:"),
+    st.Page("pages/my_sessions.py", title="My sessions", icon=":material/fact_check:"),
 ]
 
 # An uncaught error shows the user only an error id; the details go to the server log.

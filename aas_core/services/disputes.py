@@ -195,3 +195,11 @@ def resolve(url: str, user: AuthUser, dispute_id: int, *, uphold: bool, reason: 
         repo.audit(s, user.username, "dispute.resolve", "dispute", d.id, session=d.session_id, outcome=d.status,
                    status=d.status_after or d.status_before)
         return _view(s, d)
+
+
+def course_face(url: str, store: ImageStore, user: AuthUser, observation_id: int) -> np.ndarray:
+    """A face crop for the instructor of its course (or an admin): disputes and unknown people."""
+    from aas_core.services.privacy import observation_crop
+
+    with session_scope(url) as s:
+        return observation_crop(s, store, user, observation_id)
