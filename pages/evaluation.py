@@ -17,7 +17,8 @@ from aas_core.db.models import Role
 from aas_core.domain.course_config import RecognitionConfig
 from aas_core.services import courses as course_service
 from aas_core.tools.curves import eer, rates_at, roc
-from aas_core.tools.evaluation import EVAL_BACKENDS, EvalReport, evaluate_folder
+from aas_core.services import evaluation
+from aas_core.tools.evaluation import EVAL_BACKENDS, EvalReport, evaluate_folder, trust_notes
 from aas_core.ui.auth import require_user
 from aas_core.ui.text import plain
 from aas_core.ui.resources import database_url, models_dir
@@ -27,19 +28,33 @@ user = require_user(Role.INSTRUCTOR)
 show_flashes()
 url = database_url()
 st.title(":material/science: Evaluation")
-st.caption("A share of the identities is held back as strangers; the others enroll their first K photos and are "
-           "probed with the rest — the same matching the product uses.")
+st.caption("How well each model recognises the people in a labelled set of photos. A share of the identities "
+           "is held back as strangers; the others enroll their first K photos and are probed with the rest — the "
+           "same matching the product uses.")
 
-DEFAULT_DIR = os.environ.get("AAS_EVAL_DIR") or str((PROJECT_ROOT.parent / "shared" / "data" / "faces_dev"))
+def _default_dir() -> str:
+    """AAS_EVAL_DIR, else the development faces next to the checkout, when that folder exists."""
+    for candidate in (os.environ.get("AAS_EVAL_DIR"), str(PROJECT_ROOT.parent / "shared" / "data" / "faces_dev")):
+        if candidate and Path(candidate).is_dir():
+            return candidate
+    return ""
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _evaluate(folder: str, backend: str, mdir: str, enroll_k: int, strangers: float, seed: int) -> EvalReport:
-    return evaluate_folder(Path(folder), backend, Path(mdir), enroll_k=enroll_k, stranger_fraction=strangers, seed=seed)
+def _cached_evaluation(folder: Path, backend: str, mdir: Path, **kw) -> EvalReport:  # type: ignore[no-untyped-def]
+    """The evaluation itself, cached by its inputs (the access check runs before, in the service)."""
+    return evaluate_folder(folder, backend, mdir, **kw)
 
 
 with st.form("eval_form"):
-    folder = st.text_input("Labelled folder (DIR/<identity>/*.jpg)", value=DEFAULT_DIR, key="eval_dir")
+    if user.is_admin:
+        folder = st.text_input("Labelled folder on the server (DIR/<identity>/*.jpg)", value=_default_dir(),
+                               key="eval_dir")
+        upload = None
+    else:
+        folder = ""
+        upload = st.file_uploader("Labelled photos: a zip with one folder per person (<identity>/<photo>.jpg)",
+                                  type=["zip"], key="eval_zip")
     c1, c2, c3, c4 = st.columns(4)
     chosen = c1.multiselect("Models", list(EVAL_BACKENDS), default=["arcface"], key="eval_backends")
     enroll_k = c2.number_input("Enrollment photos per identity (K)", 1, 20, 5, key="eval_k")
@@ -48,25 +63,31 @@ with st.form("eval_form"):
     run = st.form_submit_button("Run evaluation", type="primary")
 
 if run:
-    p = Path(folder).expanduser()
-    if not p.is_dir():
-        st.error(f"{plain(folder)} is not a folder")
+    source = upload.name if upload is not None else folder.strip()
+    if not source:
+        st.error("Upload a zip of labelled photos." if not user.is_admin else "Give a folder on the server.")
     elif not chosen:
         st.error("Choose at least one model.")
     else:
         results: dict[str, EvalReport] = {}
-        with st.status(f"Evaluating {len(chosen)} model(s) on {plain(p.name)}…", expanded=True) as status:
+        problems: list[str] = []
+        with st.status(f"Evaluating {len(chosen)} model(s) on {plain(Path(source).name)}…", expanded=True) as status:
             for b in chosen:
                 st.write(f"**{b}** …")
                 try:
-                    results[b] = _evaluate(str(p.resolve()), b, str(models_dir()), int(enroll_k), float(strangers),
-                                           int(seed))
+                    kw = {"enroll_k": int(enroll_k), "stranger_fraction": float(strangers), "seed": int(seed)}
+                    results[b] = (evaluation.evaluate_upload(user, upload.getvalue(), b, models_dir(), **kw)
+                                  if upload is not None else
+                                  evaluation.evaluate_server_folder(user, Path(folder), b, models_dir(),
+                                                                    run=_cached_evaluation, **kw))
                     st.write(results[b].text())
-                except (FileNotFoundError, ValueError, ImportError) as exc:
-                    st.warning(f"{b}: skipped: {plain(exc)}")
+                except (FileNotFoundError, ValueError, ImportError, PermissionError) as exc:
+                    problems.append(f"{b}: {exc}")
             status.update(label=f"Evaluated {len(results)} model(s)", state="complete" if results else "error",
                           expanded=False)
-        st.session_state["eval_results"] = {"folder": str(p), "reports": results}
+        for problem in problems:  # outside the status box, which closes: the reason must stay in view
+            st.error(plain(problem))
+        st.session_state["eval_results"] = {"folder": source, "reports": results}
 
 state = st.session_state.get("eval_results")
 if not state or not state["reports"]:
@@ -82,7 +103,11 @@ for b, r in reports.items():
                   "TAR@FAR1e-2": r.tar_at_far.get("1e-2"), "TAR@FAR1e-3": r.tar_at_far.get("1e-3"), "EER": e,
                   "threshold": r.threshold, "open-set id": r.open_set_identification,
                   "strangers rejected": r.stranger_rejection, "failed to detect": f"{r.failed_to_detect}/{r.images}",
+                  "genuine pairs": int(r.genuine.size), "impostor pairs": int(r.impostor.size),
                   "ms/image": r.ms_per_image})
+for b, r in reports.items():
+    for note in trust_notes(int(r.genuine.size), int(r.impostor.size)):
+        st.warning(f"**{b}**: {note}", icon=":material/warning:")
 st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch",
              column_config={k: st.column_config.NumberColumn(format="%.3f") for k in
                             ["rank-1", "TAR@FAR1e-2", "TAR@FAR1e-3", "EER", "threshold", "open-set id",

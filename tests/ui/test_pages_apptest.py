@@ -483,13 +483,15 @@ def test_evaluation_on_a_small_folder_and_apply_threshold(populated: dict[str, A
     small = tmp_path / "eval"
     for d in sorted(p for p in (data_dir / "faces_dev").iterdir() if p.is_dir() and p.name.startswith("glint"))[:5]:
         shutil.copytree(d, small / d.name, ignore=lambda _d, names: sorted(names)[7:])
-    teach = users(populated["url"])["teach"]
-    at = ok(page("evaluation.py", teach).run())
+    admin = users(populated["url"])["admin"]
+    at = ok(page("evaluation.py", admin).run())
     at.text_input(key="eval_dir").input(str(small))
     at.number_input(key="eval_k").set_value(3)
     button(at, "Run evaluation").click()
     ok(at.run())
     assert at.session_state["eval_results"]["reports"], "no report"
+    # 5 identities x a few photos: far too few pairs to trust, and the page says so
+    assert any("too few to measure a false accept rate of 0.001" in w.value for w in at.warning)
     assert len(at.get("plotly_chart")) >= 3
     at.slider(key="eval_thr_arcface").set_value(0.42)
     ok(at.run())
@@ -659,3 +661,31 @@ def test_roster_picker_offers_only_the_instructors_own_students(populated: dict[
     options = at.multiselect[0].options
     assert len(options) == len(populated["students"]) and not any("X1" in o or "Outsider" in o for o in options)
     assert "Outsider Name" not in texts(at)
+
+
+def test_instructors_upload_a_zip_and_cannot_read_server_folders(populated: dict[str, Any], data_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    teach = users(populated["url"])["teach"]
+    at = ok(page("evaluation.py", teach).run())
+    assert not [t for t in at.text_input if t.key == "eval_dir"], "instructors must not type server paths"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for d in sorted(p for p in (data_dir / "faces_dev").iterdir() if p.is_dir())[:2]:
+            for f in sorted(d.iterdir())[:2]:
+                zf.write(f, f"{d.name}/{f.name}")
+    assert evaluation_upload_reason(teach, buf.getvalue()).startswith("nothing to test")
+
+
+def evaluation_upload_reason(user: AuthUser, data: bytes) -> str:
+    """What the page shows for this zip (the service call the upload widget makes)."""
+    from aas_core.config import get_settings
+    from aas_core.services import evaluation
+
+    try:
+        evaluation.evaluate_upload(user, data, "arcface", get_settings().models_dir, enroll_k=5, stranger_fraction=0.0)
+    except ValueError as exc:
+        return str(exc)
+    return ""
