@@ -79,7 +79,6 @@ def make_app(settings: Settings) -> Celery:
                                    "interval_max": 1.0},
         broker_connection_timeout=5.0,
         broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
     if is_redis(settings.broker_url):
@@ -129,3 +128,50 @@ def _register(app: Celery, settings: Settings) -> None:
     def decide(session_id: int) -> dict[str, Any] | None:
         env, _ = ctx()
         return work.decide_session(session_id, env=env)
+
+
+def broker_status(settings: Settings, *, timeout_s: float = 1.0) -> dict[str, Any]:
+    """Queue depths from the broker and the workers that answer Celery's inspect API.
+
+    A worker answers while busy (the ``threads`` pool keeps its consumer free); one that does
+    not answer within ``timeout_s`` is not listed. Never raises: an unreachable broker is
+    reported with its reason (``reachable: false``).
+    """
+    from aas_core.redact import redact_text, redact_url
+    from aas_core.services.sessions import one_line
+
+    out: dict[str, Any] = {"url": redact_url(str(settings.broker_url)), "checked": True, "reachable": False,
+                           "error": None, "queues": {}, "workers": []}
+    app = celery_app(settings)
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=max(timeout_s, 2.0))
+            channel = conn.default_channel
+            for q in app.conf.task_queues:
+                # Declaring is idempotent (same arguments as the workers) and answers the counts on
+                # both transports; a passive declare fails on Redis once a queue has been drained.
+                ok = q.bind(channel).queue_declare()
+                out["queues"][q.name] = {"messages": int(ok.message_count), "consumers": int(ok.consumer_count)}
+        out["reachable"] = True
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: the page and `aas status` show it
+        out["error"] = redact_text(one_line(exc))
+        return out
+    inspect = app.control.inspect(timeout=timeout_s)
+    try:
+        queues = inspect.active_queues() or {}
+        active = inspect.active() or {}
+        stats = inspect.stats() or {}
+    except Exception as exc:  # noqa: BLE001
+        out["error"] = redact_text(one_line(exc))
+        return out
+    for name in sorted(set(queues) | set(active) | set(stats)):
+        st = stats.get(name) or {}
+        out["workers"].append({
+            "name": name,
+            "queues": sorted(q.get("name", "") for q in queues.get(name, [])),
+            "active": len(active.get(name, [])),
+            "processed": int(sum((st.get("total") or {}).values())),
+            "concurrency": (st.get("pool") or {}).get("max-concurrency"),
+            "pid": st.get("pid"),
+        })
+    return out
