@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aas_core.capture.base import REAL_CLOCK, Clock
 from aas_core.config import Settings
 from aas_core.db import session_scope
 from aas_core.db.models import ClassSession, SnapshotStatus
@@ -47,11 +48,12 @@ class InProcess:
 
     remote = False
 
-    def __init__(self, env: work.WorkEnv) -> None:
+    def __init__(self, env: work.WorkEnv, clock: Clock = REAL_CLOCK) -> None:
         self.env = env
+        self.clock = clock
 
     def capture(self, session_id: int, index: int) -> None:
-        work.capture_snapshot(session_id, index, env=self.env, then=self)
+        work.capture_snapshot(session_id, index, env=self.env, then=self, clock=self.clock)
 
     def process(self, snapshot_id: int, *, frames: Sequence[np.ndarray] | None = None, decide: bool = True) -> None:
         work.process_snapshot(snapshot_id, env=self.env, then=self, decide=decide, frames=frames)

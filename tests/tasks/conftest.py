@@ -103,7 +103,7 @@ def redis_db() -> Iterator[str]:
 
 # --- a class: enrolled students, snapshots with known statuses ----------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def classroom(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, data_dir: Path) -> tuple[SyntheticSession, Path, list[Path]]:
     tmp = tmp_path_factory.mktemp("classroom")
     ss = make_session(data_dir / "faces_dev", scrfd_locator(models_dir), n_students=8, n_strangers=1, seed=5)
@@ -116,7 +116,7 @@ def classroom(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, data_d
     return ss, tmp / "enroll", snaps
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def school(classroom: tuple[SyntheticSession, Path, list[Path]], models_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A MariaDB database with course CS1 and its 8 students enrolled (`aas enroll-dir`); the
