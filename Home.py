@@ -14,6 +14,7 @@ PAGES = [
     st.Page("pages/inspector.py", title="Pipeline Inspector", icon=":material/biotech:"),
     st.Page("pages/trends.py", title="Attendance Trends", icon=":material/trending_up:"),
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/science:"),
+    st.Page("pages/operations.py", title="Operations", icon=":material/monitor_heart:"),
 ]
 
 # An uncaught error shows the user only an error id; the details go to the server log.
