@@ -27,6 +27,7 @@ from kombu import Exchange, Queue
 from sqlalchemy.exc import DBAPIError
 
 from aas_core.config import Settings
+from aas_core.tasks.dispatch import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,10 @@ CAPTURE_TASK = "aas.capture_snapshot"
 PROCESS_TASK = "aas.process_snapshot"
 DECIDE_TASK = "aas.decide_session"
 
-#: Errors after which a task is published again (with backoff) instead of failing: the database
-#: or a file of the shared data dir was not reachable for longer than the in-task retries.
-RETRY_ON: tuple[type[BaseException], ...] = (DBAPIError, OSError)
+#: Errors after which a task is published again (with backoff) instead of failing: the database,
+#: a file of the shared data dir or the broker (handing on the next step) was not reachable for
+#: longer than the in-task retries.
+RETRY_ON: tuple[type[BaseException], ...] = (DBAPIError, OSError, BrokerUnavailable)
 
 
 def is_redis(url: str | None) -> bool:
