@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/science:"),
     st.Page("pages/follow_up.py", title="Follow-up", icon=":material/assignment_late:"),
     st.Page("pages/my_sessions.py", title="My sessions", icon=":material/fact_check:"),
+    st.Page("pages/operations.py", title="Operations", icon=":material/monitor_heart:"),
 ]
 
 # An uncaught error shows the user only an error id; the details go to the server log.

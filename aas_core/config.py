@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     )
     capture_window_s: float = Field(default=60.0, description="Retry a failing camera this long per snapshot.")
 
+    # --- distributed processing (Celery; aas_core/tasks) -------------------------------------
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker: amqp://user:pw@host:5672/vhost (RabbitMQ) or redis://host:6379/0. "
+                    "Set: snapshots are captured/processed by `aas worker` processes; unset: in this process.",
+    )
+    broker_visibility_timeout_s: float = Field(
+        default=600.0, gt=0,
+        description="Redis broker only: a task unacknowledged this long is delivered again (a worker that died "
+                    "mid-task); must exceed the longest task (a capture waits up to capture_window_s).",
+    )
+
     # --- images ----------------------------------------------------------------------------
     max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, description="Refuse images larger than this.")
     max_upload_bytes: int = Field(default=30_000_000)

@@ -33,11 +33,15 @@ def _burst_files(path: Path) -> list[Path] | str:
 @app.command("run")
 def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, typer.Option("--course")],
                 as_json: Annotated[bool, typer.Option("--json")] = False,
-                profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
+                profile: Annotated[str | None, typer.Option("--profile")] = None,
+                wait: Annotated[float, typer.Option(
+                    "--wait", help="With AAS_BROKER_URL: give up when the workers finish no snapshot "
+                                   "for this many seconds.")] = 300.0) -> None:
     """Run a session from stored snapshots (in order) instead of a camera.
 
     Each IMAGE is one snapshot: an image file, or a folder whose images (sorted by file name)
-    are the frames of that snapshot's burst, fused into one snapshot.
+    are the frames of that snapshot's burst, fused into one snapshot. With AAS_BROKER_URL set
+    the snapshots are processed by `aas worker` processes; the output is the same.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,7 +64,16 @@ def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, t
         raise fail("; ".join(bad))
     svc = SessionService(c.url, store(c), pipeline(c, profile), c.settings)
     try:
-        outcome = svc.run_from_images(course, snapshots, actor=CLI_ADMIN.username)  # type: ignore[arg-type]
+        if c.settings.broker_url:  # processed by the workers, decided here: the same outcome
+            from aas_core.tasks.dispatch import BrokerUnavailable, WorkersUnavailable, dispatcher, run_from_images
+
+            try:
+                outcome = run_from_images(svc, dispatcher(c.settings), course, snapshots,  # type: ignore[arg-type]
+                                          actor=CLI_ADMIN.username, timeout_s=wait)
+            except (BrokerUnavailable, WorkersUnavailable) as exc:
+                raise fail(redact_text(str(exc))) from None
+        else:
+            outcome = svc.run_from_images(course, snapshots, actor=CLI_ADMIN.username)  # type: ignore[arg-type]
     except (LookupError, ValueError, NoSnapshots, SessionFailed) as exc:
         # SessionFailed: disk full, or the database lost for good; the session is aborted (or the
         # message says how to close it). Never statuses then, and never a traceback.

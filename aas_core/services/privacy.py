@@ -54,6 +54,7 @@ from aas_core.db.models import (
     FaceSample,
     Role,
     Snapshot,
+    SnapshotStatus,
     Student,
     User,
     utcnow,
@@ -448,6 +449,9 @@ def purge_old_media(s: Session, store: ImageStore, user: AuthUser, older_than_da
         paths = {x.image_path for x in snaps if x.image_path}
         for x in snaps:
             x.image_path = None
+            if (x.info or {}).get("frames"):  # burst frames still waiting for a worker
+                paths |= {p for p in x.info["frames"] if isinstance(p, str)}
+                x.info = {k: v for k, v in x.info.items() if k != "frames"}
         obs = s.scalars(select(FaceObservation).join(Snapshot, FaceObservation.snapshot_id == Snapshot.id)
                         .where(Snapshot.session_id.in_(session_ids))).all()
         crop_files, embeddings = _scrub_observations(s, store, obs)
@@ -460,14 +464,19 @@ def purge_old_media(s: Session, store: ImageStore, user: AuthUser, older_than_da
 
 #: Folders of the data dir that hold images written by ``ImageStore.save`` (nothing else is swept:
 #: the default SQLite database lives in the data dir too).
-MEDIA_KINDS = ("samples", "snapshots", "crops")
+MEDIA_KINDS = ("samples", "snapshots", "crops", "frames")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".part"}
 
 
 def _referenced_paths(s: Session, among: set[str] | None = None) -> set[str]:
     """Image paths some row refers to (only those in ``among`` when given: a cheap check of a few)."""
     cols = (FaceSample.image_path, Snapshot.image_path, FaceObservation.crop_path, FaceObservation.enhanced_path)
-    found: set[str] = set()
+    # The lossless burst frames of a snapshot waiting for a worker (aas_core.tasks.work.keep_frames):
+    # referenced while the snapshot is still to be processed, deleted by the worker after it.
+    found: set[str] = {p for info in s.scalars(select(Snapshot.info).where(Snapshot.status == SnapshotStatus.CAPTURED))
+                       for p in ((info or {}).get("frames") or []) if isinstance(p, str)}
+    if among is not None:
+        found &= among
     if among is None:
         for col in cols:
             found.update(p for p in s.scalars(select(col).where(col.is_not(None))) if p)

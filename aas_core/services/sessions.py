@@ -71,6 +71,15 @@ class StorageFailed(RuntimeError):
         self.session_id = session_id
 
 
+class AlreadyDecided(RuntimeError):
+    """``finalize(..., if_running=True)`` on a session that is no longer running (another worker
+    decided it first, or it was aborted)."""
+
+    def __init__(self, message: str, session_id: int) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+
+
 class SessionFailed(RuntimeError):
     """``run_from_images`` could not complete a session it had started (a storage failure, the
     database lost for good). The message is one line saying what failed and what became of the
@@ -316,7 +325,10 @@ class SessionService:
                 if p:
                     discard_on_rollback(s, self.store, p)
             named = {a for a in result.match.assigned if a} if result.match else set()
-            snap = s.get(Snapshot, snapshot_id)
+            # The row lock serialises two deliveries of the same snapshot (Celery redelivers a
+            # task whose worker died; two workers may then process it at once): the second
+            # waits here, then sees and replaces the first one's observations, never adds to them.
+            snap = s.get(Snapshot, snapshot_id, with_for_update=True)
             # Re-processing replaces the observations: their crop files go once this commits.
             replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]
             snap.observations.clear()
@@ -372,10 +384,17 @@ class SessionService:
             snap.error = error[:2000]
             return snap.index
 
-    def finalize(self, session_id: int, *, actor: str = "system") -> SessionOutcome:
-        """Decide every rostered student's status from the stored observations, in one transaction."""
+    def finalize(self, session_id: int, *, actor: str = "system", if_running: bool = False) -> SessionOutcome:
+        """Decide every rostered student's status from the stored observations, in one transaction.
+
+        The session row is locked first, so two deciders (two workers that processed the last
+        snapshots at once) run one after the other; with ``if_running`` the second raises
+        :class:`AlreadyDecided` instead of deciding again.
+        """
         with session_scope(self.url) as s:
-            sess = self._session(s, session_id)
+            sess = self._session(s, session_id, lock=True)
+            if if_running and sess.status != SessionStatus.RUNNING:
+                raise AlreadyDecided(f"session {session_id} is already {sess.status.value}", session_id)
             course = sess.course
             n = session_plan(sess).snapshots
             snaps = {x.index: x for x in sess.snapshots}
@@ -428,10 +447,11 @@ class SessionService:
             return SessionOutcome(sess.id, {k: d.status.value for k, d in decided.items()}, sess.unknown_faces,
                                   snaps_json, list(session_decision.needs_review))
 
-    def finalize_or_abort(self, session_id: int, *, actor: str = "system") -> SessionOutcome | None:
+    def finalize_or_abort(self, session_id: int, *, actor: str = "system",
+                          if_running: bool = False) -> SessionOutcome | None:
         """``finalize``; when no snapshot could be processed the session is aborted and None returned."""
         try:
-            return self.finalize(session_id, actor=actor)
+            return self.finalize(session_id, actor=actor, if_running=if_running)
         except NoSnapshots as exc:
             self.abort(session_id, actor=actor, reason=str(exc))
             return None
@@ -525,8 +545,8 @@ class SessionService:
 
     # --- helpers ----------------------------------------------------------------------------------
     @staticmethod
-    def _session(s: Any, session_id: int) -> ClassSession:
-        sess = s.get(ClassSession, session_id)
+    def _session(s: Any, session_id: int, *, lock: bool = False) -> ClassSession:
+        sess = s.get(ClassSession, session_id, with_for_update=lock or None)
         if sess is None:
             raise repo.NotFound(f"no session {session_id}")
         return sess

@@ -1,0 +1,80 @@
+"""Operations (admins): today's sessions and their snapshots, sessions awaiting review, snapshots
+queued or failed, and the workers and queue depth of the broker; the same facts as
+`aas status --json` (one service call: services.operations.operations_status)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from aas_core.services.operations import operations_status
+from aas_core.ui.auth import require_user
+from aas_core.ui.resources import database_url, settings
+from aas_core.ui.text import plain
+from aas_core.ui.widgets import show_flashes
+
+user = require_user()
+show_flashes()
+url = database_url()
+st.title(":material/monitor_heart: Operations")
+if not user.is_admin:  # the service refuses too; say it plainly here
+    st.error("Operations is for administrators.")
+    st.stop()
+c1, c2 = st.columns([1, 3])
+c1.button("Refresh", icon=":material/refresh:", key="ops_refresh")
+ask = c2.toggle("Ask the broker and the workers (waits up to 1 s for their answers)", value=True, key="ops_ask")
+
+facts = operations_status(url, user, settings(), broker=ask)
+sessions, waiting, snaps, broker = (facts["sessions_today"], facts["awaiting_review"], facts["snapshots"],
+                                    facts["broker"])
+
+m = st.columns(4)
+m[0].metric("Sessions today", len(sessions))
+m[1].metric("Sessions awaiting review", len(waiting))
+m[2].metric("Snapshots waiting for processing", snaps["queued"])
+m[3].metric("Snapshots failed or missing today", snaps["failed_today"] + snaps["missing_today"])
+if snaps["oldest_queued_at"]:
+    st.caption(f"Oldest snapshot waiting was captured at {snaps['oldest_queued_at']} (UTC).")
+
+st.subheader("Workers and queues")
+if broker is None:
+    st.info("No broker configured (AAS_BROKER_URL): snapshots are processed by the process that captures them.")
+elif not broker.get("checked"):
+    st.caption(f"Broker {plain(broker['url'])}: not asked.")
+elif not broker["reachable"]:
+    st.error(f"The broker {plain(broker['url'])} is not reachable: {plain(broker['error'] or '')}")
+else:
+    st.caption(f"Broker {plain(broker['url'])}")
+    st.dataframe(pd.DataFrame([{"Queue": q, "Messages waiting": v["messages"], "Consumers": v["consumers"]}
+                               for q, v in broker["queues"].items()]), hide_index=True, width="stretch")
+    if broker["workers"]:
+        st.dataframe(pd.DataFrame([{"Worker": w["name"], "Queues": ", ".join(w["queues"]),
+                                    "Tasks running": w["active"], "Tasks done": w["processed"],
+                                    "Tasks at once": w["concurrency"]} for w in broker["workers"]]),
+                     hide_index=True, width="stretch")
+    else:
+        st.warning("No worker answered: start `aas worker` on a machine that reaches the broker, the database "
+                   "and the data folder.")
+
+st.subheader("Today's sessions")
+if sessions:
+    st.dataframe(pd.DataFrame([{
+        "Session": x["session_id"], "Course": x["course"], "Started (UTC)": x["started_at"], "State": x["status"],
+        "Camera": x["camera"], "Snapshots planned": x["planned"], "Processed": x["snapshots"]["processed"],
+        "Waiting": x["snapshots"]["captured"], "Missing": x["snapshots"]["missing"],
+        "Failed": x["snapshots"]["failed"]} for x in sessions]), hide_index=True, width="stretch")
+else:
+    st.caption("No session today yet.")
+
+st.subheader("Awaiting review")
+if waiting:
+    st.dataframe(pd.DataFrame([{"Session": x["session_id"], "Course": x["course"], "Started (UTC)": x["started_at"],
+                                "Students to review": x["students"]} for x in waiting]),
+                 hide_index=True, width="stretch")
+    st.caption("Open a session on **Live Session** to review it.")
+else:
+    st.caption("Nothing waits for a review.")
+
+st.subheader("Cameras")
+if facts["cameras"] is None:
+    st.caption("Camera health (last good grab, last error) is shown once rooms and cameras are managed here.")
