@@ -246,17 +246,18 @@ with tab_plan:
 
 # --- camera ------------------------------------------------------------------------------------------
 with tab_camera:
-    from aas_core.capture.cameras import SECRETS_FILE, camera_configs
+    from aas_core.capture.cameras import SECRETS_FILE
+    from aas_core.services import rooms as rooms_svc
 
-    st.markdown("The classroom camera used by **Live Session** and `aas session capture`. Passwords are never "
-                "stored in the database: cameras are named in the environment (`AAS_CAMERAS`) or in "
-                f"`{SECRETS_FILE}` under `[cameras.NAME]`, together with their host and credentials, and a course "
-                "stores only the camera's name.")
-    try:
-        cams = camera_configs(cfg)
-    except ValueError as exc:
-        cams = {}
-        st.error(plain(exc))
+    st.markdown("The classroom camera used by **Live Session** and `aas session capture` (the scheduler uses the "
+                "camera of each meeting's room, this one for meetings without a room). Rooms and their cameras are "
+                "managed on **Rooms**; passwords are never stored in the database: they stay in the environment "
+                f"(`AAS_CAMERAS`) or in `{SECRETS_FILE}` under `[cameras.NAME]`, and a course stores only the "
+                "camera's name.")
+    cams = rooms_svc.known_cameras(cfg, url)
+    for info in cams.values():
+        if info.problem:
+            st.warning(f"{plain(info.name)}: {plain(info.problem)}")
     with st.form("course_camera"):
         names = [None, *sorted(cams)]
         current = course.config.camera
@@ -264,7 +265,8 @@ with tab_camera:
             names.append(current)
         cam_name = st.selectbox("Camera", names, index=names.index(current),
                                 format_func=lambda n: "— none —" if n is None else
-                                (f"{n} ({cams[n].kind}, {cams[n].display_url or cams[n].kind})" if n in cams
+                                (f"{n} ({cams[n].kind}, {cams[n].where or cams[n].kind}"
+                                 f"{', room ' + cams[n].room if cams[n].room else ''})" if n in cams
                                  else f"{n} (not configured on this server)"))
         if not cams:
             st.caption("No camera is configured on this server yet.")
