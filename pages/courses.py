@@ -1,4 +1,4 @@
-"""Courses: create and edit courses, manage rosters (incl. CSV import), capture plan, rules, camera."""
+"""Courses: create and edit courses, manage rosters (incl. CSV import), capture plan, rules, camera, timetable."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ except AccessDenied as exc:
     st.error(plain(exc))
     st.stop()
 
-tab_details, tab_roster, tab_plan, tab_camera = st.tabs(["Details", "Roster", "Capture plan & rules", "Camera"])
+tab_details, tab_roster, tab_plan, tab_camera, tab_timetable = st.tabs(
+    ["Details", "Roster", "Capture plan & rules", "Camera", "Timetable"])
 
 # The version this tab is editing: a save from another tab in between is refused, not overwritten.
 VERSION_KEY = f"course_version_{course.id}"
@@ -275,3 +276,9 @@ with tab_camera:
             if changed is not None:
                 flash("Camera saved" if cam_name else "Camera removed", ":material/photo_camera:")
                 st.rerun()
+
+# --- timetable -----------------------------------------------------------------------------------------
+with tab_timetable:
+    from aas_core.ui.timetable import timetable_section
+
+    timetable_section(url, user, course.code)

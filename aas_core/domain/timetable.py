@@ -534,3 +534,18 @@ def describe(tt: Timetable) -> list[str]:
 
 def meetings_json(meetings: Sequence[Meeting]) -> list[dict[str, Any]]:
     return [m.as_json() for m in meetings]
+
+
+def fit_plan(plan: Any, meeting: Meeting) -> Any:
+    """The course's ``PlanConfig`` for one meeting: when the meeting is shorter than the plan's
+    session length, the plan shortened to the meeting (its random last snapshot must fall while
+    the class is still in the room, or everyone would be "left early"); the plan unchanged when
+    it fits, or when the shortened one would not be valid (the first snapshot after the end).
+    """
+    length = (meeting.end - meeting.start).total_seconds()
+    if plan.session_length_s <= length:
+        return plan
+    try:
+        return type(plan)(**{**plan.model_dump(), "session_length_s": length})
+    except ValidationError:
+        return plan

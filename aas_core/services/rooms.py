@@ -407,7 +407,9 @@ def try_camera(url: str, user: AuthUser, settings: Settings, room: str) -> Camer
                             deadline_s=2 * cfg.timeout_s + 1)
     except CameraError as exc:
         record_health(url, name, ok=False, error=str(exc))
-        return CameraTest(name, None, None, str(exc), "switched off again" if has_light else "no light")
+        # the light was switched off after the failed grab (capture_shot always does); if that
+        # failed too it was logged: the grab's error is what the test reports
+        return CameraTest(name, None, None, str(exc), "switched off after the failed grab" if has_light else "no light")
     except Exception as exc:  # noqa: BLE001 - a backend bug: a message, never a traceback on the page
         msg = redact_text(f"{exc.__class__.__name__}: {exc}")
         record_health(url, name, ok=False, error=msg)

@@ -205,11 +205,7 @@ class SessionService:
                 old.status, old.error = SnapshotStatus.FAILED, error[:2000]
 
     def record_missing(self, session_id: int, index: int, error: str, camera: str | None = None) -> None:
-        with session_scope(self.url) as s:
-            if s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index)):
-                return
-            s.add(Snapshot(session_id=session_id, index=index, status=SnapshotStatus.MISSING, error=error[:2000],
-                           camera=camera))
+        record_missing(self.url, session_id, index, error, camera)
 
     def recognition(self, session_id: int) -> Recognition:
         """The current gallery and threshold, and the students to withhold (see ``Recognition``).
@@ -517,6 +513,18 @@ class SessionService:
         if sess is None:
             raise repo.NotFound(f"no session {session_id}")
         return sess
+
+
+def record_missing(url: str, session_id: int, index: int, error: str, camera: str | None = None) -> bool:
+    """Record snapshot ``index`` as MISSING with ``error`` unless it already has a row; no model
+    is needed (the scheduler records snapshots whose time passed while it was down). Returns
+    whether a row was written."""
+    with session_scope(url) as s:
+        if s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index)):
+            return False
+        s.add(Snapshot(session_id=session_id, index=index, status=SnapshotStatus.MISSING, error=error[:2000],
+                       camera=camera))
+        return True
 
 
 def open_session(url: str, course_code: str, *, plan: SessionPlan | None = None, seed: int | None = None,
