@@ -303,6 +303,11 @@ class AuditLog(Base):
 
 # --- rooms, cameras, the scheduler (migration 0007) -----------------------------------------------
 
+# MySQL's DATETIME keeps whole seconds: a good grab and an error in the same second could not be
+# told apart ("is it failing now?"); microseconds there, as SQLite stores anyway.
+PreciseTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
 class Room(Base):
     """A teaching room; its camera (at most one) is a :class:`Camera` row."""
 
@@ -337,9 +342,9 @@ class CameraHealth(Base):
 
     __tablename__ = "camera_health"
     camera: Mapped[str] = mapped_column(String(100), primary_key=True)
-    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_ok_at: Mapped[datetime | None] = mapped_column(PreciseTime)
     last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(PreciseTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

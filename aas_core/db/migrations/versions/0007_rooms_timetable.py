@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
+
+# Microseconds on MySQL (whose DATETIME keeps whole seconds): a good grab and an error in the same
+# second must still be ordered.
+PRECISE_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade() -> None:
@@ -52,9 +57,9 @@ def upgrade() -> None:
     op.create_table(
         'camera_health',
         sa.Column('camera', sa.String(length=100), nullable=False),
-        sa.Column('last_ok_at', sa.DateTime(), nullable=True),
+        sa.Column('last_ok_at', PRECISE_TIME, nullable=True),
         sa.Column('last_error', sa.Text(), nullable=True),
-        sa.Column('last_error_at', sa.DateTime(), nullable=True),
+        sa.Column('last_error_at', PRECISE_TIME, nullable=True),
         sa.Column('updated_at', sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint('camera', name=op.f('pk_camera_health')),
     )
