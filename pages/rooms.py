@@ -7,7 +7,6 @@ import json
 import streamlit as st
 
 from aas_core.capture.cameras import SECRETS_FILE
-from aas_core.db.models import Role
 from aas_core.services import rooms as svc
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import database_url, settings
@@ -16,11 +15,15 @@ from aas_core.ui.widgets import flash, show_bgr, show_flashes
 
 KINDS = ["ipwebcam", "snapshot_url", "stream", "dahua", "images"]
 
-user = require_user(Role.ADMIN)
+user = require_user()
 show_flashes()
 url = database_url()
 cfg = settings()
 st.title(":material/meeting_room: Rooms")
+if not user.is_admin:  # the services check again; this only says so before any widget
+    st.info("Rooms and their cameras are managed by administrators. Instructors pick a room for each meeting "
+            "in a course's timetable (Courses → Timetable).")
+    st.stop()
 st.caption("A room's camera is stored without its secrets (kind, host, options). Passwords, URLs holding "
            f"credentials and light headers stay in the environment (`AAS_CAMERAS`) or `{SECRETS_FILE}` under "
            "`[cameras.NAME]`, with NAME the camera's name.")

@@ -44,6 +44,11 @@ def _date(v: Any) -> date | None:
     return v if isinstance(v, date) else date.fromisoformat(str(v))
 
 
+def _dates(values: list[date]) -> pd.Series:
+    # a date column must be datetime64 for the editor even when empty (an empty list is float)
+    return pd.Series(pd.to_datetime(pd.Series(values, dtype=object)), dtype="datetime64[ns]")
+
+
 def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [r for r in df.to_dict("records") if not all(_blank(v) for v in r.values())]
 
@@ -92,14 +97,16 @@ def timetable_section(url: str, user: AuthUser, code: str) -> None:
         a, b = st.columns([1, 2])
         with a:
             st.markdown("**Cancelled dates**")
-            cancelled = st.data_editor(pd.DataFrame({"date": list(tt.cancelled if tt else [])}, columns=["date"]),
+            cancelled = st.data_editor(pd.DataFrame({"date": _dates(tt.cancelled if tt else [])}),
                                        num_rows="dynamic", hide_index=True, width="stretch", key=f"tt_cancel_{code}",
                                        column_config={"date": st.column_config.DateColumn("Date", format="YYYY-MM-DD")})
         with b:
             st.markdown("**Extra meetings** (one-off)")
+            extras = list(tt.extra if tt else [])
             extra = st.data_editor(pd.DataFrame(
-                [{"date": x.date, "start": x.start, "end": x.end, "room": x.room} for x in (tt.extra if tt else [])],
-                columns=["date", "start", "end", "room"]), num_rows="dynamic", hide_index=True, width="stretch",
+                {"date": _dates([x.date for x in extras]), "start": pd.Series([x.start for x in extras], dtype=object),
+                 "end": pd.Series([x.end for x in extras], dtype=object),
+                 "room": pd.Series([x.room for x in extras], dtype=object)}), num_rows="dynamic", hide_index=True, width="stretch",
                 key=f"tt_extra_{code}", column_config={
                     "date": st.column_config.DateColumn("Date", format="YYYY-MM-DD", required=True),
                     "start": st.column_config.TimeColumn("Starts", format="HH:mm", step=300, required=True),
