@@ -33,7 +33,13 @@ def scheduler(
     from aas_core.services.sessions import SessionService
 
     c = ctx_of(ctx)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if grace < interval:
+        raise fail(f"--grace ({grace:g} s) must be at least --interval ({interval:g} s), or meetings starting "
+                   "between two ticks would be missed")
+    # INFO for AAS only: libraries log request URLs at INFO, and a camera URL may carry its credentials.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aas_core").setLevel(logging.INFO)
+    logging.getLogger("aas").setLevel(logging.INFO)
     try:
         init_db(c.url)
     except Exception as exc:  # noqa: BLE001 - one line, no traceback

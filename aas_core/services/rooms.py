@@ -309,19 +309,20 @@ def set_camera(url: str, user: AuthUser, room: str, *, kind: str, host: str | No
                          + (f" ({', '.join(secret)} are secrets: they go in AAS_CAMERAS or {SECRETS_FILE})"
                             if secret else ""))
     host = _check_host(kind, host)
-    # Validate kind and option types against the real model, with stand-ins for the secrets it may require.
-    probe = {"kind": kind, **options}
+    # Validate kind, host and option types against the real model; the secrets it may require
+    # are not known here (they may be added to the environment later): stand-ins take their place.
+    probe: dict[str, Any] = {"kind": kind, **options}
     if host:
         probe["url" if kind in URL_KINDS else "host"] = host
+    if kind == "dahua":
+        probe.update(username="stand-in", password="stand-in")
+    elif kind in URL_KINDS and not host and "device" not in options:
+        probe["url"] = "http://stand-in"  # the URL (with its credentials) is in the environment
     try:
         cfg = CameraConfig(**probe)
     except ValidationError as exc:
-        needs_secret = any(m in str(e.get("msg")) for e in exc.errors() for m in ("password", "username", "url"))
-        if not needs_secret:
-            raise ValueError(f"camera not saved: {_messages(exc)}") from None
-        cfg = None
-    if cfg is not None:
-        options = {k: v for k, v in cfg.model_dump(mode="json", include=set(options)).items()}
+        raise ValueError(f"camera not saved: {_messages(exc)}") from None
+    options = cfg.model_dump(mode="json", include=set(options))
     with session_scope(url) as s:
         r = _room(s, room)
         name = (name or "").strip() or (r.camera.name if r.camera else r.name)

@@ -80,6 +80,13 @@ def test_a_host_holding_credentials_and_secret_options_are_refused(migrated: str
         rooms.set_camera(url, ADMIN, "R1", kind="ipwebcam", host="http://10.0.0.5", options={"timeout_s": -1})
     with pytest.raises(ValueError, match="host is a URL"):
         rooms.set_camera(url, ADMIN, "R1", kind="ipwebcam", host="10.0.0.5:8080")
+    # a Dahua camera's options are checked although its password is not known here
+    with pytest.raises(ValueError, match="channel"):
+        rooms.set_camera(url, ADMIN, "R1", kind="dahua", host="10.0.0.9", options={"channel": -1})
+    with pytest.raises(ValueError, match="kind"):
+        rooms.set_camera(url, ADMIN, "R1", kind="webcam3000", host="10.0.0.9")
+    assert rooms.set_camera(url, ADMIN, "R1", kind="dahua", host="10.0.0.9", options={"channel": 2}).options == \
+        {"channel": 2}
     assert SECRET not in dump(url)
 
 
