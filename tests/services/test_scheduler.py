@@ -243,6 +243,30 @@ def test_after_a_restart_the_session_resumes_and_meetings_slept_through_are_list
             assert len(s.scalars(select(ClassSession)).all()) == 2
 
 
+def test_a_scheduler_back_after_the_session_ended_records_the_rest_missing_and_has_it_decided(
+        migrated: str, tmp_path: Path, classroom: FakeCamera) -> None:
+    url = migrated
+    svc, settings = make_school(url, tmp_path, classroom.base_url)
+    clock = Clock(start=MONDAY)
+    a = Scheduler(url, settings, LocalWork(svc, settings, clock=clock), clock)
+    a.tick(clock.now())
+    a.tick(clock.set(MONDAY + timedelta(seconds=60)))  # snapshot 1 taken, then the scheduler is gone for an hour
+    b = Scheduler(url, settings, LocalWork(svc, settings, clock=clock), clock)
+    report = b.tick(clock.set(MONDAY + timedelta(hours=1)))
+    assert [x["index"] for x in report.recorded_missing] == [1, 2]
+    assert report.dispatched == [{"session_id": the_session(url).id, "index": 2, "decide": True}]
+    sess = the_session(url)
+    assert sess.status == SessionStatus.COMPLETED  # decided from the one snapshot it has
+    assert [x.status for x in sess.snapshots] == [SnapshotStatus.PROCESSED, SnapshotStatus.MISSING,
+                                                  SnapshotStatus.MISSING]
+    with session_scope(url) as s:
+        presence = {r.student.student_number: r.presence for r in
+                    s.scalars(select(AttendanceRecord).where(AttendanceRecord.session_id == sess.id))}
+    assert presence == {"S1": [True, None, None], "S2": [True, None, None], "S3": [False, None, None]}
+    assert len(classroom.events_of("image")) == 1
+    assert b.tick(clock.now()).idle
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
