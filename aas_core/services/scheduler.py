@@ -445,6 +445,10 @@ class LocalWork:
             if session_id not in self._prepared:
                 # As SessionService.start does: samples embedded with this pipeline's model first.
                 ensure_embeddings(self.svc.url, course, self.svc.pipeline, self.svc.store, self.settings)
+                with session_scope(self.svc.url) as s:  # the profile that processes it (the scheduler has none)
+                    sess = s.get(ClassSession, session_id)
+                    if sess is not None and sess.profile is None:
+                        sess.profile = self.svc.pipeline.config.profile
                 self._prepared.add(session_id)
             try:
                 process_captured(self.svc, snap_id, frames)

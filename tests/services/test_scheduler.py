@@ -133,6 +133,7 @@ def test_a_course_with_a_timetable_gets_its_session_decided_without_anyone_click
     assert [x.status for x in sess.snapshots] == [SnapshotStatus.PROCESSED] * 3
     assert [x.scheduled_offset_s for x in sess.snapshots] == pytest.approx(offs, rel=1e-5)  # FLOAT on MySQL
     assert [x.camera for x in sess.snapshots] == ["R1"] * 3
+    assert sess.profile == "fake"  # the profile of the work that processed it
     with session_scope(url) as s:
         statuses = {r.student.student_number: r.final_status for r in
                     s.scalars(select(AttendanceRecord).where(AttendanceRecord.session_id == sess.id))}
