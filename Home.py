@@ -9,6 +9,7 @@ st.set_page_config(page_title="AAS — attendance", page_icon="🎓", layout="wi
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/courses.py", title="Courses", icon=":material/menu_book:"),
+    st.Page("pages/rooms.py", title="Rooms", icon=":material/meeting_room:"),
     st.Page("pages/students.py", title="Students", icon=":material/school:"),
     st.Page("pages/live_session.py", title="Live Session", icon=":material/videocam:"),
     st.Page("pages/inspector.py", title="Pipeline Inspector", icon=":material/biotech:"),

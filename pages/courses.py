@@ -1,4 +1,4 @@
-"""Courses: create and edit courses, manage rosters (incl. CSV import), capture plan, rules, camera."""
+"""Courses: create and edit courses, manage rosters (incl. CSV import), capture plan, rules, camera, timetable."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ except AccessDenied as exc:
     st.error(plain(exc))
     st.stop()
 
-tab_details, tab_roster, tab_plan, tab_camera = st.tabs(["Details", "Roster", "Capture plan & rules", "Camera"])
+tab_details, tab_roster, tab_plan, tab_camera, tab_timetable = st.tabs(
+    ["Details", "Roster", "Capture plan & rules", "Camera", "Timetable"])
 
 # The version this tab is editing: a save from another tab in between is refused, not overwritten.
 VERSION_KEY = f"course_version_{course.id}"
@@ -246,17 +247,18 @@ with tab_plan:
 
 # --- camera ------------------------------------------------------------------------------------------
 with tab_camera:
-    from aas_core.capture.cameras import SECRETS_FILE, camera_configs
+    from aas_core.capture.cameras import SECRETS_FILE
+    from aas_core.services import rooms as rooms_svc
 
-    st.markdown("The classroom camera used by **Live Session** and `aas session capture`. Passwords are never "
-                "stored in the database: cameras are named in the environment (`AAS_CAMERAS`) or in "
-                f"`{SECRETS_FILE}` under `[cameras.NAME]`, together with their host and credentials, and a course "
-                "stores only the camera's name.")
-    try:
-        cams = camera_configs(cfg)
-    except ValueError as exc:
-        cams = {}
-        st.error(plain(exc))
+    st.markdown("The classroom camera used by **Live Session** and `aas session capture` (the scheduler uses the "
+                "camera of each meeting's room, this one for meetings without a room). Rooms and their cameras are "
+                "managed on **Rooms**; passwords are never stored in the database: they stay in the environment "
+                f"(`AAS_CAMERAS`) or in `{SECRETS_FILE}` under `[cameras.NAME]`, and a course stores only the "
+                "camera's name.")
+    cams = rooms_svc.known_cameras(cfg, url)
+    for info in cams.values():
+        if info.problem:
+            st.warning(f"{plain(info.name)}: {plain(info.problem)}")
     with st.form("course_camera"):
         names = [None, *sorted(cams)]
         current = course.config.camera
@@ -264,7 +266,8 @@ with tab_camera:
             names.append(current)
         cam_name = st.selectbox("Camera", names, index=names.index(current),
                                 format_func=lambda n: "— none —" if n is None else
-                                (f"{n} ({cams[n].kind}, {cams[n].display_url or cams[n].kind})" if n in cams
+                                (f"{n} ({cams[n].kind}, {cams[n].where or cams[n].kind}"
+                                 f"{', room ' + cams[n].room if cams[n].room else ''})" if n in cams
                                  else f"{n} (not configured on this server)"))
         if not cams:
             st.caption("No camera is configured on this server yet.")
@@ -273,3 +276,9 @@ with tab_camera:
             if changed is not None:
                 flash("Camera saved" if cam_name else "Camera removed", ":material/photo_camera:")
                 st.rerun()
+
+# --- timetable -----------------------------------------------------------------------------------------
+with tab_timetable:
+    from aas_core.ui.timetable import timetable_section
+
+    timetable_section(url, user, course.code)

@@ -140,7 +140,7 @@ with tab_camera:
     else:
         cam_cfg = None
         try:
-            cam_cfg = courses.course_camera(cfg, config, course.code)
+            cam_cfg = courses.course_camera(cfg, config, course.code, url=url)
         except (LookupError, ValueError) as exc:
             st.error(plain(exc))
         if cam_cfg is not None:

@@ -56,6 +56,15 @@ else:
         st.warning("No worker answered: start `aas worker` on a machine that reaches the broker, the database "
                    "and the data folder.")
 
+st.subheader("Today's meetings")
+meetings = facts["meetings_today"]
+if meetings:
+    st.dataframe(pd.DataFrame([{"Course": m["course"], "Starts (local)": m["local_start"], "Ends (local)": m["local_end"],
+                                "Room": m["room"], "State": m["state"], "Session": m["session_id"],
+                                "Why": m["reason"]} for m in meetings]), hide_index=True, width="stretch")
+else:
+    st.caption("No timetabled meeting today (timetables are set per course on **Courses**).")
+
 st.subheader("Today's sessions")
 if sessions:
     st.dataframe(pd.DataFrame([{
@@ -76,5 +85,13 @@ else:
     st.caption("Nothing waits for a review.")
 
 st.subheader("Cameras")
-if facts["cameras"] is None:
-    st.caption("Camera health (last good grab, last error) is shown once rooms and cameras are managed here.")
+cams = facts["cameras"]
+if not cams:
+    st.caption("No camera has been used yet. Rooms and their cameras are set up on **Rooms**.")
+else:
+    failing = [c for c in cams if c["failing"]]
+    if failing:
+        st.error(f"{len(failing)} camera(s) failed at their last use: " + ", ".join(plain(c["camera"]) for c in failing))
+    st.dataframe(pd.DataFrame([{"Camera": c["camera"], "Last good grab (UTC)": c["last_ok_at"],
+                                "Last error": c["last_error"], "Error at (UTC)": c["last_error_at"]}
+                               for c in cams]), hide_index=True, width="stretch")

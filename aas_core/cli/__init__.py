@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from aas_core.cli import course, detect, models, session, student, user, worker
+from aas_core.cli import course, detect, models, room, scheduler, session, student, timetable, user, worker
 from aas_core.cli.admin import register as _register_admin
 from aas_core.cli.common import Ctx, ctx_of, fail
 from aas_core.config import get_settings, redact_url
@@ -23,7 +23,9 @@ app.add_typer(session.app, name="session")
 app.add_typer(models.eval_app, name="eval")
 app.add_typer(models.app, name="models")
 app.add_typer(user.app, name="user")
-for extra in (student.enroll_cmds, models.tools, detect.commands, worker.commands):
+app.add_typer(room.app, name="room")
+app.add_typer(timetable.app, name="timetable")
+for extra in (student.enroll_cmds, models.tools, detect.commands, worker.commands, scheduler.commands):
     app.registered_commands += extra.registered_commands
 
 

@@ -91,16 +91,15 @@ def session_run(ctx: typer.Context, images: list[Path], course: Annotated[str, t
 @app.command("capture")
 def session_capture(ctx: typer.Context, course: Annotated[str, typer.Option("--course")],
                     camera: Annotated[str | None, typer.Option(
-                        "--camera", help="Name from AAS_CAMERAS / secrets.toml (default: the course's camera).")] = None,
+                        "--camera", help="A camera of `aas room list` or AAS_CAMERAS / secrets.toml (default: the course's camera).")] = None,
                     now: Annotated[bool, typer.Option("--now", help="Take the snapshots right away, a few seconds apart (demo).")] = False,
                     offsets: Annotated[str | None, typer.Option("--offsets", help="Explicit schedule in seconds, e.g. 0,5,10.")] = None,
                     seed: Annotated[int | None, typer.Option("--seed")] = None,
                     as_json: Annotated[bool, typer.Option("--json")] = False,
                     profile: Annotated[str | None, typer.Option("--profile")] = None) -> None:
     """Run the course's capture plan against its camera (light on for each shot, off after)."""
-    from aas_core.capture.cameras import get_camera_config
     from aas_core.capture.factory import make_camera
-    from aas_core.services import courses
+    from aas_core.services import courses, rooms
     from aas_core.services.camera_session import start_course_capture
     from aas_core.services.sessions import SessionService
 
@@ -111,7 +110,7 @@ def session_capture(ctx: typer.Context, course: Annotated[str, typer.Option("--c
         if not camera:
             raise LookupError(f"course {course} has no camera: pass --camera NAME or run "
                               f"`aas course config {course} --set camera=NAME`")
-        cfg = get_camera_config(c.settings, camera)
+        cfg = rooms.camera_config(c.settings, c.url, camera)
         sched = [float(x) for x in offsets.split(",")] if offsets else None
     except (LookupError, ValueError) as exc:
         raise fail(str(exc)) from None

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -30,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 
 from aas_core.db.types import PydanticJSON
 from aas_core.domain.course_config import CourseConfig, SessionPlan
+from aas_core.domain.timetable import Timetable
 
 # Deterministic constraint names so Alembic migrations behave the same on both databases.
 NAMING = {
@@ -124,6 +126,9 @@ class Course(Base):
     room: Mapped[str | None] = mapped_column(String(100))
     # Plan, rules, recognition threshold and camera name, validated on write and read.
     config: Mapped[CourseConfig] = mapped_column(PydanticJSON(CourseConfig), default=lambda: CourseConfig())
+    # Weekly meetings, term, cancelled dates, extra meetings (domain.timetable), validated on
+    # write and read; NULL = no timetable (sessions start only when someone starts them).
+    timetable: Mapped[Timetable | None] = mapped_column(PydanticJSON(Timetable), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Optimistic locking: every UPDATE bumps it and checks it (two tabs / two instructors
     # editing the same course never silently overwrite each other; see repo.update_course).
@@ -190,6 +195,10 @@ class FaceSample(Base):
 
 class ClassSession(Base):
     __tablename__ = "sessions"
+    # One session per course and timetable meeting, whoever opens it (two schedulers, a restart):
+    # a unique index, so a second insert fails in the database, not in a check that can race.
+    # NULL meeting_start (sessions started by hand) never collide.
+    __table_args__ = (Index("uq_sessions_course_meeting", "course_id", "meeting_start", unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -201,6 +210,9 @@ class ClassSession(Base):
     camera_name: Mapped[str | None] = mapped_column(String(100))
     profile: Mapped[str | None] = mapped_column(String(40))
     unknown_faces: Mapped[int] = mapped_column(Integer, default=0)
+    # The timetable meeting this session is for (naive UTC start; the plan's offsets count from
+    # it); NULL for sessions started by hand.
+    meeting_start: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     course: Mapped[Course] = relationship()
     snapshots: Mapped[list[Snapshot]] = relationship(
         back_populates="session", cascade="all, delete-orphan", order_by="Snapshot.index"
@@ -335,3 +347,86 @@ class Dispute(Base):
     resolution: Mapped[str | None] = mapped_column(String(500))
     session: Mapped[ClassSession] = relationship()
     student: Mapped[Student] = relationship()
+# --- rooms, cameras, the scheduler (migration 0007) -----------------------------------------------
+
+# MySQL's DATETIME keeps whole seconds: a good grab and an error in the same second could not be
+# told apart ("is it failing now?"); microseconds there, as SQLite stores anyway.
+PreciseTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class Room(Base):
+    """A teaching room; its camera (at most one) is a :class:`Camera` row."""
+
+    __tablename__ = "rooms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    camera: Mapped[Camera | None] = relationship(back_populates="room", cascade="all, delete-orphan",
+                                                 uselist=False)
+
+
+class Camera(Base):
+    """A room's camera without its secrets: kind, host (a URL or host name without credentials)
+    and non-secret options. Passwords, credential-bearing URLs and light headers stay in the
+    environment / secrets file under ``name`` (``services.rooms.camera_config`` merges them)."""
+
+    __tablename__ = "cameras"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    host: Mapped[str | None] = mapped_column(String(300))
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    room: Mapped[Room] = relationship(back_populates="camera")
+
+
+class CameraHealth(Base):
+    """Last good grab and last error of a camera, by name (cameras of the database and of the
+    environment alike); written by every capture and by the camera test."""
+
+    __tablename__ = "camera_health"
+    camera: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_ok_at: Mapped[datetime | None] = mapped_column(PreciseTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(PreciseTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class MissedMeeting(Base):
+    """A timetable meeting no session was opened for (the scheduler was not running at its
+    start): listed, never turned into an invented session."""
+
+    __tablename__ = "missed_meetings"
+    __table_args__ = (UniqueConstraint("course_id", "meeting_start", name="uq_missed_meetings_course_start"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    meeting_start: Mapped[datetime] = mapped_column(DateTime)
+    meeting_end: Mapped[datetime | None] = mapped_column(DateTime)
+    room: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(300))
+    noted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SchedulerInstance(Base):
+    """A running (or once running) ``aas scheduler``: its last tick tells how long it was away."""
+
+    __tablename__ = "scheduler_instances"
+    instance: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str | None] = mapped_column(String(200))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_tick_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+
+
+class CaptureDispatch(Base):
+    """A snapshot of a scheduled session handed to ``work.capture``: the primary key makes the
+    hand-over happen once, however many schedulers tick."""
+
+    __tablename__ = "capture_dispatches"
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    dispatched_at: Mapped[datetime] = mapped_column(DateTime)
+    instance: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)

@@ -26,6 +26,7 @@ from aas_core.capture.runner import SessionRunner
 from aas_core.db.retry import retrying
 from aas_core.domain.course_config import PlanConfig, SessionPlan, camera_session_plan, draw_seed
 from aas_core.redact import redact_text
+from aas_core.services.rooms import record_health
 from aas_core.services.sessions import SessionOutcome, SessionService
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,41 @@ _DECIDE = object()  # worker-queue sentinel: everything captured is queued; deci
 
 def _naive_utc(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+# --- the steps of one snapshot, shared by CameraSession and the scheduler's LocalWork ------------
+
+def store_captured(svc: SessionService, session_id: int, index: int, frames: Sequence[np.ndarray], *,
+                   captured_at: datetime, camera: str, light_used: bool, offset_s: float | None) -> int:
+    """Commit a captured burst's evidence (its first frame) and note the camera's good grab.
+
+    Processing may later replace the stored image with the burst's best frame; the other frames
+    live in memory only until processed (one stored image per snapshot: erasure and the review
+    know exactly one). Retried on transient database errors.
+    """
+    snap_id = retrying(svc.store_snapshot)(session_id, index, frames[0], camera=camera, light_used=light_used,
+                                           captured_at=_naive_utc(captured_at), scheduled_offset_s=offset_s)
+    record_health(svc.url, camera, ok=True, at=_naive_utc(captured_at))
+    return snap_id
+
+
+def note_missing(svc: SessionService, session_id: int, index: int, error: str, *, camera: str | None = None,
+                 camera_fault: bool = True) -> str:
+    """Record snapshot ``index`` missing with ``error`` (redacted: it is stored and shown) and,
+    when the camera is to blame, note the error in its health. Returns the stored text."""
+    error = redact_text(error)
+    retrying(svc.record_missing)(session_id, index, error)
+    if camera and camera_fault:
+        record_health(svc.url, camera, ok=False, error=error)
+    return error
+
+
+def process_captured(svc: SessionService, snapshot_id: int, frames: Sequence[np.ndarray] | None) -> Any:
+    """Process a stored snapshot: the burst as captured when given, else the stored image (a
+    resumed snapshot). The gallery is read again each time (one query): a student who withdrew
+    consent or was erased during the lecture is no longer matched from then on. A pipeline
+    failure leaves the snapshot FAILED (``SessionService``) and is raised."""
+    return retrying(svc.process_snapshot)(snapshot_id, None, frames=list(frames) if frames else None)
 
 
 class CameraSession:
@@ -85,20 +121,17 @@ class CameraSession:
         if self._closing.is_set():
             log.warning("session %s: snapshot %d arrived after stop; not stored", self.session_id, index + 1)
             return
-        # The first frame is the evidence committed now; processing may replace it with the
-        # burst's best frame. The other frames live in memory only until processed (one stored
-        # image per snapshot: erasure and the review know exactly one).
-        snap_id = retrying(self.svc.store_snapshot)(self.session_id, index, frames[0], camera=camera,
-                                                    light_used=light_used, captured_at=_naive_utc(captured_at),
-                                                    scheduled_offset_s=self.offsets[index])
+        snap_id = store_captured(self.svc, self.session_id, index, frames, captured_at=captured_at, camera=camera,
+                                 light_used=light_used, offset_s=self.offsets[index])
         self.on_event("stored", {"index": index, "snapshot_id": snap_id})
         self._todo.put((index, snap_id, frames))  # processed as captured, not re-read from the JPEG
 
     def _missing(self, index: int, error: str) -> None:
         if self._closing.is_set():
             return
-        error = redact_text(error)  # stored in snapshots.error and shown on the page
-        retrying(self.svc.record_missing)(self.session_id, index, error)
+        # "not taken: its time passed ..." (runner) is about the schedule, not the camera's health
+        error = note_missing(self.svc, self.session_id, index, error, camera=self.runner.camera_label,
+                             camera_fault=not error.startswith("not taken"))
         self.on_event("missing", {"index": index, "error": error})
 
     # --- worker thread -----------------------------------------------------------------------
@@ -110,9 +143,7 @@ class CameraSession:
                 return
             index, snap_id, frames = item
             try:
-                # The gallery is read again for every snapshot (one query): a student who withdrew
-                # consent or was erased during the lecture is no longer matched from then on.
-                result = retrying(self.svc.process_snapshot)(snap_id, None, frames=frames)
+                result = process_captured(self.svc, snap_id, frames)
                 self.on_event("processed", {"index": index, "snapshot_id": snap_id, "faces": len(result.faces)})
             except Exception as exc:  # stored as FAILED on the snapshot row; capture goes on
                 log.exception("processing snapshot %s failed", snap_id)

@@ -119,14 +119,16 @@ def update_config(url: str, user: AuthUser, code: str, *, config: CourseConfig |
         return course.config, changed, course.version
 
 
-def course_camera(settings: Settings, config: CourseConfig, code: str):  # -> capture.CameraConfig
-    """The course's named camera with its secrets (environment / secrets file), or a clear error."""
-    from aas_core.capture.cameras import get_camera_config
+def course_camera(settings: Settings, config: CourseConfig, code: str, *, url: str):  # -> capture.CameraConfig
+    """The course's named camera with its secrets (``services.rooms.camera_config``: a camera
+    of the database merged with the environment's secrets, or one of the environment), or a
+    clear error."""
+    from aas_core.services.rooms import camera_config
 
     if not config.camera:
         raise LookupError(f"course {code} has no camera; choose one on Courses → Camera or run "
                           f"`aas course config {code} --set camera=NAME`")
-    return get_camera_config(settings, config.camera)
+    return camera_config(settings, url, config.camera)
 
 
 # --- roster -------------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from aas_core.config import Settings, redact_url
 from aas_core.db import session_scope
 from aas_core.db.models import AttendanceRecord, ClassSession, Course, Role, SessionStatus, Snapshot, SnapshotStatus
 from aas_core.services.auth import AuthUser, require_role
+from aas_core.services.rooms import camera_health
 from aas_core.services.sessions import session_plan
+from aas_core.services.timetable import meeting_states
 
 #: Completed sessions this recent are searched for records still to review.
 REVIEW_WINDOW_DAYS = 30
@@ -83,8 +85,12 @@ def operations_status(url: str, user: AuthUser, settings: Settings, *, today: da
         "awaiting_review": sorted(waiting.values(), key=lambda w: w["started_at"] or "", reverse=True),
         "snapshots": {"queued": int(queued), "oldest_queued_at": _iso(oldest),
                       "failed_today": by_status.get("failed", 0), "missing_today": by_status.get("missing", 0)},
-        # Per-camera health (last good grab, last error) comes with rooms as data; None until then.
-        "cameras": None,
+        "meetings_today": [m.as_json() for m in meeting_states(url, user, lo.replace(tzinfo=UTC),
+                                                                hi.replace(tzinfo=UTC))],
+        # Per camera: last good grab, last error (rooms as data; written by every capture).
+        "cameras": [{"camera": h.camera, "last_ok_at": _iso(h.last_ok_at), "last_error": h.last_error,
+                     "last_error_at": _iso(h.last_error_at), "failing": h.failing}
+                    for h in camera_health(url, user)],
         "broker": None,
     }
     if settings.broker_url:

@@ -159,16 +159,8 @@ class SessionService:
 
         Without a ``plan`` the session expects the course's snapshot count of given images.
         """
-        seed = draw_seed() if seed is None else seed
-        with session_scope(self.url) as s:
-            course = repo.get_course(s, course_code)
-            plan = plan or SessionPlan.for_images(course.config.plan.snapshots)
-            sess = ClassSession(course_id=course.id, status=SessionStatus.RUNNING, capture_plan=plan, seed=seed,
-                                camera_name=camera_name, profile=self.pipeline.config.profile)
-            s.add(sess)
-            s.flush()
-            repo.audit(s, actor, "session.start", "session", sess.id, course=course_code)
-            session_id = sess.id
+        session_id = open_session(self.url, course_code, plan=plan, seed=seed, camera_name=camera_name,
+                                  profile=self.pipeline.config.profile, actor=actor)
         # Profile switches: embed stored samples with this pipeline's model before matching,
         # outside the transaction above (models run for seconds; see ensure_embeddings).
         ensure_embeddings(self.url, course_code, self.pipeline, self.store, self.settings)
@@ -225,11 +217,7 @@ class SessionService:
                 old.status, old.error = SnapshotStatus.FAILED, error[:2000]
 
     def record_missing(self, session_id: int, index: int, error: str, camera: str | None = None) -> None:
-        with session_scope(self.url) as s:
-            if s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index)):
-                return
-            s.add(Snapshot(session_id=session_id, index=index, status=SnapshotStatus.MISSING, error=error[:2000],
-                           camera=camera))
+        record_missing(self.url, session_id, index, error, camera)
 
     def recognition(self, session_id: int) -> Recognition:
         """The current gallery and threshold, and the students to withhold (see ``Recognition``).
@@ -550,6 +538,42 @@ class SessionService:
         if sess is None:
             raise repo.NotFound(f"no session {session_id}")
         return sess
+
+
+def record_missing(url: str, session_id: int, index: int, error: str, camera: str | None = None) -> bool:
+    """Record snapshot ``index`` as MISSING with ``error`` unless it already has a row; no model
+    is needed (the scheduler records snapshots whose time passed while it was down). Returns
+    whether a row was written."""
+    with session_scope(url) as s:
+        if s.scalar(select(Snapshot).where(Snapshot.session_id == session_id, Snapshot.index == index)):
+            return False
+        s.add(Snapshot(session_id=session_id, index=index, status=SnapshotStatus.MISSING, error=error[:2000],
+                       camera=camera))
+        return True
+
+
+def open_session(url: str, course_code: str, *, plan: SessionPlan | None = None, seed: int | None = None,
+                 camera_name: str | None = None, profile: str | None = None, actor: str = "system",
+                 meeting_start: datetime | None = None, started_at: datetime | None = None) -> int:
+    """Insert a RUNNING session row (committed) and return its id; no model is needed.
+
+    ``meeting_start`` (naive UTC) ties the session to a timetable meeting: the unique index on
+    (course, meeting_start) makes a second one for the same meeting fail with
+    ``IntegrityError`` (the scheduler's exactly-once). ``started_at``: when its plan counts
+    from (the meeting's start for scheduled sessions; now by default).
+    """
+    seed = draw_seed() if seed is None else seed
+    with session_scope(url) as s:
+        course = repo.get_course(s, course_code)
+        plan = plan or SessionPlan.for_images(course.config.plan.snapshots)
+        sess = ClassSession(course_id=course.id, status=SessionStatus.RUNNING, capture_plan=plan, seed=seed,
+                            camera_name=camera_name, profile=profile, meeting_start=meeting_start,
+                            started_at=started_at or utcnow())
+        s.add(sess)
+        s.flush()
+        repo.audit(s, actor, "session.start", "session", sess.id, course=course_code,
+                   **({"meeting_start": meeting_start.isoformat() + "Z"} if meeting_start else {}))
+        return sess.id
 
 
 def session_plan(sess: ClassSession) -> SessionPlan:

@@ -42,6 +42,7 @@ from aas_core.db.models import ClassSession, SessionStatus, Snapshot, SnapshotSt
 from aas_core.db.retry import retry_db, retrying
 from aas_core.media.store import ImageStore, discard_on_rollback
 from aas_core.redact import redact_text
+from aas_core.services.rooms import record_health
 from aas_core.services.sessions import AlreadyDecided, SessionService, session_plan
 
 if TYPE_CHECKING:
@@ -247,11 +248,11 @@ def _naive_utc(t: datetime) -> datetime:
 
 
 def camera_config(settings: Settings, name: str) -> CameraConfig:
-    """The camera of a session, by name: the ONE place task bodies resolve a camera (rooms as
-    data replace this resolver with the database-backed one)."""
-    from aas_core.capture.cameras import get_camera_config
+    """The camera of a session, by name: the one resolver of rooms as data (the camera row
+    merged with its secrets, else a camera defined only in the environment)."""
+    from aas_core.services.rooms import camera_config as resolve
 
-    return get_camera_config(settings, name)
+    return resolve(settings, settings.database_url, name)
 
 
 def capture_snapshot(session_id: int, index: int, *, env: WorkEnv, then: Next,
@@ -291,8 +292,10 @@ def capture_snapshot(session_id: int, index: int, *, env: WorkEnv, then: Next,
             decide_when_ready(env, session_id, then)
         return snap_id if status != SnapshotStatus.MISSING else None
 
-    def missing(error: str) -> None:
+    def missing(error: str, camera_fault: bool = False) -> None:
         retrying(svc.record_missing)(session_id, index, redact_text(error)[:2000], camera_name)
+        if camera_fault and camera_name:
+            record_health(env.url, camera_name, ok=False, error=redact_text(error)[:2000])
         decide_when_ready(env, session_id, then)
 
     offsets = plan.offsets_s or []
@@ -324,7 +327,7 @@ def capture_snapshot(session_id: int, index: int, *, env: WorkEnv, then: Next,
                              settle_s=env.settings.light_settle_s, deadline_s=env.settings.capture_window_s,
                              clock=clock)
     except CameraError as exc:
-        missing(str(exc))
+        missing(str(exc), camera_fault=True)
         return None
     finally:
         try:
@@ -337,5 +340,6 @@ def capture_snapshot(session_id: int, index: int, *, env: WorkEnv, then: Next,
     snap_id = retrying(svc.store_snapshot)(session_id, index, frames[0], camera=camera_name,
                                            light_used=shot.light_used, captured_at=_naive_utc(shot.captured_at),
                                            scheduled_offset_s=offsets[index] if index < len(offsets) else None)
+    record_health(env.url, camera_name, ok=True, at=_naive_utc(shot.captured_at))
     then.process(snap_id, frames=frames)
     return snap_id
