@@ -25,7 +25,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/aas init
 	$(BIN)/aas models list || true
-	$(BIN)/streamlit run Home.py --server.port $(PORT)
+	# The scheduler runs the timetable beside the dashboard (no broker: in this process); it stops with it.
+	$(BIN)/aas scheduler & S=$$!; trap "kill $$S 2>/dev/null" EXIT INT TERM; \
+	  $(BIN)/streamlit run Home.py --server.port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -78,7 +78,7 @@ def test_operations_page_shows_the_facts_of_aas_status(tmp_path: Path) -> None:
     assert facts["awaiting_review"] == [{"session_id": done, "course": "OPS1",
                                          "started_at": facts["awaiting_review"][0]["started_at"], "students": 2}]
     assert facts["snapshots"]["queued"] == 1 and facts["snapshots"]["missing_today"] == 1
-    assert facts["broker"] is None and facts["cameras"] is None
+    assert facts["broker"] is None and facts["cameras"] == [] and facts["meetings_today"] == []
 
 
 def test_operations_page_says_when_the_broker_is_down_and_is_for_admins_only(
