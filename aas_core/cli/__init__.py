@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from aas_core.cli import course, detect, models, session, student, user
+from aas_core.cli import course, detect, models, moodle, notify, session, student, user
 from aas_core.cli.admin import register as _register_admin
 from aas_core.cli.common import Ctx, ctx_of, fail
 from aas_core.config import get_settings, redact_url
@@ -23,6 +23,8 @@ app.add_typer(session.app, name="session")
 app.add_typer(models.eval_app, name="eval")
 app.add_typer(models.app, name="models")
 app.add_typer(user.app, name="user")
+app.add_typer(notify.app, name="notify")
+app.add_typer(moodle.app, name="moodle")
 for extra in (student.enroll_cmds, models.tools, detect.commands):
     app.registered_commands += extra.registered_commands
 
