@@ -129,6 +129,7 @@ class DisplaySession:
     n_snapshots: int
     window: WindowView | None
     windows_held: tuple[int, ...]  # snapshot indices that already had a window
+    default_minutes: float = 10.0  # the course's CheckInConfig.window_min
 
 
 # --- codes ----------------------------------------------------------------------------------------
@@ -194,7 +195,8 @@ def display_sessions(url: str, user: AuthUser, now: datetime | None = None) -> l
             held = tuple(sorted(set(s.scalars(select(CheckInWindow.snapshot_index)
                                               .where(CheckInWindow.session_id == sess.id)))))
             out.append(DisplaySession(sess.id, sess.course.code, sess.course.name, sess.started_at,
-                                      session_plan(sess).snapshots, _view(w) if w else None, held))
+                                      session_plan(sess).snapshots, _view(w) if w else None, held,
+                                      sess.course.config.check_in.window_min))
         return out
 
 
