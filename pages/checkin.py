@@ -10,6 +10,7 @@ import streamlit as st
 from aas_core.db.models import Role
 from aas_core.media.decode import ImageError, decode_image
 from aas_core.services import checkin, notify
+from aas_core.services import courses as course_svc
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
 from aas_core.ui.text import plain
@@ -107,15 +108,54 @@ if is_student:
 # --- an instructor or an admin: display mode for their own running sessions ----------------------------
 st.title(":material/how_to_reg: Check-in (display)")
 sessions = checkin.display_sessions(url, user)
+
+
+def _online_form(expanded: bool) -> None:
+    """Start a session without a camera (an online lecture): its snapshots are check-ins."""
+    mine = course_svc.list_courses(url, user)
+    if not mine:
+        return
+    with st.expander("Online lecture (no camera)", expanded=expanded), st.form("checkin_online"):
+        codes = {c.code: c for c in mine}
+        code = st.selectbox("Course", list(codes), format_func=lambda c: f"{c} · {codes[c].name}")
+        n = st.number_input("Check-ins during the lecture", min_value=1, max_value=10,
+                            value=codes[code].config.plan.snapshots if code else 3, step=1)
+        st.caption("Each check-in counts like a snapshot: seen at the first and the last = attended.")
+        if st.form_submit_button("Start an online session"):
+            try:
+                checkin.start_online_session(url, user, code, snapshots=int(n))
+            except ValueError as exc:
+                st.error(plain(str(exc)))
+            else:
+                st.rerun()
+
+
 if not sessions:
-    st.info("No session of your courses is running. Start one on Live Session: a check-in window belongs to a "
-            "running session and counts for one of its snapshots.")
+    st.info("No session of your courses is running. Start one on Live Session (a check-in then counts for one of "
+            "its snapshots), or an online lecture below.")
+    _online_form(expanded=True)
     st.stop()
 by_id = {x.session_id: x for x in sessions}
 picked = st.selectbox("Running session", list(by_id), key="checkin_session",
                       format_func=lambda k: f"{by_id[k].course_code} · session {k} · started "
-                                            f"{by_id[k].started_at:%H:%M} UTC")
+                                            f"{by_id[k].started_at:%H:%M} UTC" + (" · online" if by_id[k].online else ""))
 sess = by_id[picked]
+
+
+def _end_online() -> None:
+    """An online session ends here (a camera session ends when its snapshots are taken)."""
+    if not sess.online:
+        return
+    if st.button("End the lecture and decide attendance", key="checkin_finish"):
+        with st.spinner("Deciding…"):
+            outcome = checkin.finish_online_session(url, image_store(), get_pipeline(base_config()[0]), cfg, user,
+                                                    sess.session_id)
+        if outcome is None:
+            st.warning("No check-in was held: the session was closed without attendance.")
+        else:
+            counts = {v: list(outcome.statuses.values()).count(v) for v in sorted(set(outcome.statuses.values()))}
+            st.success("Decided: " + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items())
+                       + ". Review it on Live Session.")
 
 if sess.window is None:
     first_free = next((k for k in range(sess.n_snapshots) if k not in sess.windows_held), 0)
@@ -125,8 +165,8 @@ if sess.window is None:
                                                   + (" (had a check-in already)" if k in sess.windows_held else ""))
         minutes = st.number_input("Open for (minutes)", min_value=1, max_value=180,
                                   value=int(round(sess.default_minutes)), step=1)
-        st.caption("A check-in counts like being seen by the camera in that snapshot; it counts only if the "
-                   "camera's snapshot was taken.")
+        st.caption("A check-in counts like being seen in that snapshot" + (
+            "." if sess.online else "; it counts only if the camera's snapshot was taken."))
         if st.form_submit_button("Open check-in and show the code", type="primary"):
             try:
                 checkin.open_window(url, user, sess.session_id, int(snap), minutes=float(minutes))
@@ -134,6 +174,8 @@ if sess.window is None:
                 st.error(plain(str(exc)))
             else:
                 st.rerun()
+    _end_online()
+    _online_form(expanded=False)
     st.stop()
 
 window = sess.window
@@ -161,3 +203,4 @@ _code_display()
 if st.button("Close check-in", key="checkin_close"):
     checkin.close_window(url, user, window.id)
     st.rerun()
+_end_online()

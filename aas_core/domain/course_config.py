@@ -268,7 +268,9 @@ class SessionPlan(BaseModel):
     model_config = _FORBID
 
     snapshots: int = Field(ge=1, le=100)
-    source: Literal["camera", "upload", "images"] = "images"
+    # check_in: an online lecture without a camera; its snapshots are the check-in windows held
+    # (services.checkin.start_online_session).
+    source: Literal["camera", "upload", "images", "check_in"] = "images"
     offsets_s: list[float] | None = Field(default=None, max_length=100)
     plan: PlanConfig | None = None
     camera: str | None = Field(default=None, max_length=100)
@@ -289,6 +291,10 @@ class SessionPlan(BaseModel):
                    burst_frames: int = 1, burst_interval_s: float = 0.4) -> SessionPlan:
         return cls(snapshots=len(offsets_s), source="camera", offsets_s=[float(o) for o in offsets_s], plan=plan,
                    camera=camera, burst_frames=burst_frames, burst_interval_s=burst_interval_s)
+
+    @classmethod
+    def for_check_in(cls, n: int) -> SessionPlan:
+        return cls(snapshots=n, source="check_in")
 
     @classmethod
     def for_images(cls, n: int, source: str = "images") -> SessionPlan:

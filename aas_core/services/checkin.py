@@ -16,9 +16,12 @@
    against ``max_attempts`` per window; every try is recorded (``CheckInAttempt``) and audited.
 4. **Decision** — a verified check-in is a ``CheckIn`` row: a sighting of the student in the
    window's snapshot with its own source (``sightings``, read by ``SessionService.finalize`` next
-   to the camera's faces). Like any sighting it counts only in a snapshot the camera captured and
-   processed (a missing snapshot is "no data" for everyone). The review shows it with its source
-   and the selfie's face crop (``privacy.checkin_crop``).
+   to the camera's faces). In a camera session it counts, like any sighting, only in a snapshot the
+   camera captured and processed (a missing snapshot is "no data" for everyone). An **online
+   lecture** has no camera (``start_online_session``): opening a window there records its snapshot
+   as taken (a processed snapshot without an image: everyone was asked to check in), and
+   ``finish_online_session`` decides. The review shows a check-in with its source and the
+   selfie's face crop (``privacy.checkin_crop``).
 
 Only the signed-in student can check themselves in: every student function takes the
 ``AuthUser`` and uses its own student number, never one passed in. What this does not stop (a
@@ -54,6 +57,8 @@ from aas_core.db.models import (
     FaceSample,
     Role,
     SessionStatus,
+    Snapshot,
+    SnapshotStatus,
     Student,
     utcnow,
 )
@@ -66,7 +71,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CODE_STEP_S", "CheckInRefused", "WindowView", "CodeView", "CheckInDone", "DisplaySession",
            "display_sessions", "open_window", "close_window", "current_code", "open_windows_for", "enter_code",
-           "submit_selfie", "sightings", "my_check_ins", "SOURCE"]
+           "submit_selfie", "sightings", "my_check_ins", "SOURCE", "start_online_session", "finish_online_session"]
 
 #: The source a check-in sighting carries (the review shows it; camera faces are "camera").
 SOURCE = "self_check_in"
@@ -130,6 +135,7 @@ class DisplaySession:
     window: WindowView | None
     windows_held: tuple[int, ...]  # snapshot indices that already had a window
     default_minutes: float = 10.0  # the course's CheckInConfig.window_min
+    online: bool = False  # a check-in-only session (no camera): ended with finish_online_session
 
 
 # --- codes ----------------------------------------------------------------------------------------
@@ -194,9 +200,10 @@ def display_sessions(url: str, user: AuthUser, now: datetime | None = None) -> l
             w = _open_window_of(s, sess.id, now)
             held = tuple(sorted(set(s.scalars(select(CheckInWindow.snapshot_index)
                                               .where(CheckInWindow.session_id == sess.id)))))
+            plan = session_plan(sess)
             out.append(DisplaySession(sess.id, sess.course.code, sess.course.name, sess.started_at,
-                                      session_plan(sess).snapshots, _view(w) if w else None, held,
-                                      sess.course.config.check_in.window_min))
+                                      plan.snapshots, _view(w) if w else None, held,
+                                      sess.course.config.check_in.window_min, plan.source == "check_in"))
         return out
 
 
@@ -224,6 +231,10 @@ def open_window(url: str, user: AuthUser, session_id: int, snapshot_index: int, 
         w = CheckInWindow(session_id=session_id, snapshot_index=snapshot_index, opened_by=user.username,
                           opened_at=now, closes_at=now + timedelta(minutes=minutes), nonce=secrets.token_hex(16))
         s.add(w)
+        if session_plan(sess).source == "check_in" and not any(x.index == snapshot_index for x in sess.snapshots):
+            # An online lecture's "snapshot" is the roll call itself: taken once it is opened.
+            s.add(Snapshot(session_id=session_id, index=snapshot_index, status=SnapshotStatus.PROCESSED,
+                           captured_at=now, camera="check-in", info={"source": SOURCE}))
         s.flush()
         repo.audit(s, user.username, "checkin.open", "session", session_id, window=w.id,
                    snapshot=snapshot_index + 1, minutes=minutes)
@@ -257,6 +268,46 @@ def current_code(url: str, user: AuthUser, window_id: int, settings: Settings, n
         roster = s.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.course_id == sess.course_id))
         return CodeView(_totp(settings, w).at(t), CODE_STEP_S - int(t % CODE_STEP_S),
                         max(0, int((w.closes_at - now).total_seconds())), int(done), int(roster or 0))
+
+
+def start_online_session(url: str, user: AuthUser, course_code: str, *, snapshots: int | None = None) -> int:
+    """Start a session of one's own course without a camera: its ``snapshots`` (default: the
+    course's plan) are check-in windows the instructor opens during the lecture. Audited."""
+    from aas_core.domain.course_config import SessionPlan
+    from aas_core.services.auth import require_course
+
+    with session_scope(url) as s:
+        course = repo.get_course(s, course_code)
+        require_course(user, course)
+        n = course.config.plan.snapshots if snapshots is None else int(snapshots)
+        if not 1 <= n <= 10:
+            raise ValueError("an online session has between 1 and 10 check-ins")
+        sess = ClassSession(course_id=course.id, status=SessionStatus.RUNNING, capture_plan=SessionPlan.for_check_in(n),
+                            started_at=utcnow(), camera_name=None)
+        s.add(sess)
+        s.flush()
+        repo.audit(s, user.username, "session.start", "session", sess.id, course=course.code, kind="check_in")
+        return sess.id
+
+
+def finish_online_session(url: str, store: ImageStore, pipeline: Any, settings: Settings, user: AuthUser,
+                          session_id: int) -> Any:
+    """End an online (check-in only) session and decide its attendance from the check-ins: the
+    ``SessionOutcome``, or None when no window was ever opened (closed without attendance, "no
+    data", never "everybody absent")."""
+    from aas_core.services.sessions import SessionService, session_plan
+
+    now = utcnow()
+    with session_scope(url) as s:
+        sess = privacy.require_session(s, user, session_id)
+        if session_plan(sess).source != "check_in":
+            raise ValueError(f"session {session_id} has a camera: it ends when its snapshots are taken")
+        if sess.status != SessionStatus.RUNNING:
+            raise ValueError(f"session {session_id} is {sess.status.value} already")
+        for w in s.scalars(select(CheckInWindow).where(CheckInWindow.session_id == session_id,
+                                                       CheckInWindow.closes_at > now)):
+            w.closes_at = now
+    return SessionService(url, store, pipeline, settings).finalize_or_abort(session_id, actor=user.username)
 
 
 # --- the student's side --------------------------------------------------------------------------------

@@ -289,3 +289,40 @@ def test_withdrawal_erasure_purge_and_the_orphan_sweep_treat_the_selfie_as_biome
         assert s.scalar(select(func.count(CheckInAttempt.id)).where(CheckInAttempt.student_id.not_in(
             select(CheckIn.student_id)))) == 0
     assert not set(crops.values()) & all_files(world.store)
+
+
+def test_an_online_lecture_without_a_camera_is_decided_from_its_check_ins(  # type: ignore[no-untyped-def]
+        world: World, cfg: Settings, fast_pipeline, data_dir: Path, lecture: int) -> None:
+    """No camera: the instructor starts a check-in-only session of two check-ins. S1 checks in at
+    both (attended), S2 only at the second (late); bob's student never could."""
+    u, t = world.users, t0()
+    with pytest.raises(AccessDenied):
+        checkin.start_online_session(world.url, u["bob"], "A101")
+    sid = checkin.start_online_session(world.url, u["alice"], "A101", snapshots=2)
+    shown = {x.session_id: x for x in checkin.display_sessions(world.url, u["alice"], now=t)}
+    assert shown[sid].online and not shown[lecture].online and shown[sid].n_snapshots == 2
+    for k, people in ((0, [("s1", POWELL, 4)]), (1, [("s1", POWELL, 5), ("s2", PUTIN, 4)])):
+        at = t + timedelta(minutes=15 * k)
+        w = checkin.open_window(world.url, u["alice"], sid, k, minutes=5, now=at)
+        code = checkin.current_code(world.url, u["alice"], w.id, cfg, now=at).code
+        for who, person, i in people:
+            checkin.enter_code(world.url, u[who], code, cfg, now=at + timedelta(seconds=1))
+            checkin.submit_selfie(world.url, world.store, fast_pipeline, cfg, u[who], w.id, photo(data_dir, person, i),
+                                  now=at + timedelta(seconds=10))
+    with pytest.raises(ValueError, match="has a camera"):
+        checkin.finish_online_session(world.url, world.store, fast_pipeline, cfg, u["alice"], lecture)
+    outcome = checkin.finish_online_session(world.url, world.store, fast_pipeline, cfg, u["alice"], sid)
+    assert outcome.statuses == {"S1": "attended", "S2": "late"}
+    with session_scope(world.url) as s:
+        assert s.get(ClassSession, sid).status == SessionStatus.COMPLETED
+        snaps = s.scalars(select(Snapshot).where(Snapshot.session_id == sid).order_by(Snapshot.index)).all()
+        assert [(x.index, x.status, x.image_path, x.camera) for x in snaps] == [
+            (0, SnapshotStatus.PROCESSED, None, "check-in"), (1, SnapshotStatus.PROCESSED, None, "check-in")]
+    r = review.load_review(world.url, world.store, u["alice"], sid)
+    assert {x.student_number: [e.source for e in x.evidence] for x in r.rows} == {
+        "S1": ["self_check_in", "self_check_in"], "S2": ["self_check_in"]}
+    # An online session nobody opened a window in decides nothing ("no data", never "all absent").
+    empty = checkin.start_online_session(world.url, u["alice"], "A101", snapshots=1)
+    assert checkin.finish_online_session(world.url, world.store, fast_pipeline, cfg, u["alice"], empty) is None
+    with session_scope(world.url) as s:
+        assert s.get(ClassSession, empty).status == SessionStatus.ABORTED

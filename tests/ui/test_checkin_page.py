@@ -4,6 +4,7 @@ e-mail setting. The code-and-selfie flow runs in Chromium (tests/browser/test_ch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +97,30 @@ def test_a_student_switches_the_emails_on_their_page(_env: str) -> None:
     at.text_input[0].input("123456")
     at.button[0].click().run()
     assert not at.exception and "No check\\-in is open for your courses" in at.error[0].value  # plain(): escaped
+
+
+def test_an_instructor_runs_an_online_lecture_from_the_page(_env: str) -> None:
+    from aas_core.db import init_db, repo, session_scope
+    from aas_core.services.auth import create_user, to_auth_user
+
+    url = _env
+    init_db(url)
+    with session_scope(url) as s:
+        teach = to_auth_user(s, create_user(s, "teach", PASSWORD, "instructor"))
+        course = repo.add_course(s, "ON1", "Online", instructor_id=teach.instructor_id)
+        repo.enroll_in_course(s, course, repo.add_student(s, "S1", "Sam"))
+    at = _page()
+    at.session_state["aas_user"] = teach
+    at.run()
+    assert not at.exception and "No session of your courses is running" in at.info[0].value
+    next(b for b in at.button if b.label == "Start an online session").click().run()
+    assert not at.exception
+    assert [b.label for b in at.button if "Open check-in" in b.label] == ["Open check-in and show the code"]
+    next(b for b in at.button if b.label == "Open check-in and show the code").click().run()
+    assert not at.exception
+    code = [m.value for m in at.markdown if "checkin-code" in m.value]
+    assert len(code) == 1 and re.search(r">\d{3}&nbsp;\d{3}<", code[0])
+    assert any("0 of 1 students checked in" in c.value for c in at.caption)
+    at.button(key="checkin_finish").click().run()
+    assert not at.exception
+    assert "Decided: absent 1" in at.success[0].value
