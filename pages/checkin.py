@@ -138,7 +138,8 @@ if not sessions:
 by_id = {x.session_id: x for x in sessions}
 picked = st.selectbox("Running session", list(by_id), key="checkin_session",
                       format_func=lambda k: f"{by_id[k].course_code} · session {k} · started "
-                                            f"{by_id[k].started_at:%H:%M} UTC" + (" · online" if by_id[k].online else ""))
+                                            f"{by_id[k].started_at:%H:%M} UTC"
+                                            + (" · online" if by_id[k].online else ""))
 sess = by_id[picked]
 
 

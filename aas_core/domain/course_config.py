@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from aas_core.domain.attendance import RuleConfig, Status
 from aas_core.domain.plans import CapturePlan
 
-__all__ = ["PlanConfig", "RecognitionConfig", "AtRiskConfig", "MoodleConfig", "StatusMap", "CheckInConfig", "CourseConfig", "SessionPlan", "ConfigError", "draw_seed",
-           "settable_keys", "camera_session_plan"]
+__all__ = ["PlanConfig", "RecognitionConfig", "CourseConfig", "SessionPlan", "ConfigError", "draw_seed",
+           "settable_keys", "camera_session_plan", "AtRiskConfig", "MoodleConfig", "StatusMap", "CheckInConfig"]
 
 _FORBID = ConfigDict(extra="forbid", frozen=True)
 DAY_S = 24 * 3600.0

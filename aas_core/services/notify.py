@@ -144,7 +144,8 @@ def smtp_ready(settings: Settings) -> str | None:
     s = with_secrets_file(settings)
     missing = [name for name, v in (("AAS_SMTP_HOST", s.smtp_host), ("AAS_SMTP_FROM", s.smtp_from)) if not v]
     if missing:
-        return f"e-mail is not configured: set {' and '.join(missing)} (environment or [smtp] in .streamlit/secrets.toml)"
+        return (f"e-mail is not configured: set {' and '.join(missing)} (environment or [smtp] in "
+                ".streamlit/secrets.toml)")
     if s.smtp_user and s.smtp_password is None:
         return "AAS_SMTP_USER is set but no password (AAS_SMTP_PASSWORD or [smtp] password in the secrets file)"
     return None
@@ -263,7 +264,8 @@ def _digest_body(course: Course, at_risk: Sequence[Standing], names: dict[str, s
             f"{len(at_risk)} student(s) under {threshold:.0%} over the course's last {n_sessions} decided "
             "session(s) (late and left early count as the course's at_risk.partial_credit):\n\n"
             + "\n".join(f"  {line}" for line in lines)
-            + "\n\nStatuses can be reviewed on the Live Session page of AAS.\n\n-- AAS attendance (sent automatically)\n")
+            + "\n\nStatuses can be reviewed on the Live Session page of AAS.\n\n"
+              "-- AAS attendance (sent automatically)\n")
 
 
 def plan_at_risk(url: str, user: AuthUser, course_code: str, settings: Settings, *, threshold: float | None = None,

@@ -470,7 +470,8 @@ def purge_old_media(s: Session, store: ImageStore, user: AuthUser, older_than_da
         obs = s.scalars(select(FaceObservation).join(Snapshot, FaceObservation.snapshot_id == Snapshot.id)
                         .where(Snapshot.session_id.in_(session_ids))).all()
         crop_files, embeddings = _scrub_observations(s, store, obs)
-        crop_files += _scrub_checkins(s, store, s.scalars(select(CheckIn).where(CheckIn.session_id.in_(session_ids))).all())
+        checkins = s.scalars(select(CheckIn).where(CheckIn.session_id.in_(session_ids))).all()
+        crop_files += _scrub_checkins(s, store, checkins)
         snap_files = _delete_files(store, paths)
     counts = {"sessions": len(session_ids), "snapshot_files": snap_files, "crop_files": crop_files,
               "observation_embeddings": embeddings}

@@ -89,7 +89,7 @@ def _checkins(world: World) -> int:
         return int(s.scalar(select(func.count(CheckIn.id))) or 0)
 
 
-def test_a_student_checks_in_with_the_current_code_and_their_own_face_and_the_decision_reads_it(  # type: ignore[no-untyped-def]
+def test_a_student_checks_in_with_the_current_code_and_the_decision_reads_it(  # type: ignore[no-untyped-def]
         world: World, cfg: Settings, fast_pipeline, data_dir: Path, lecture: int) -> None:
     u, t = world.users, t0()
     w = checkin.open_window(world.url, u["alice"], lecture, 0, minutes=5, now=t)
@@ -263,7 +263,7 @@ def test_failed_tries_say_why_and_are_bounded_then_consent_and_gallery_are_requi
     assert _checkins(world) == 0
 
 
-def test_withdrawal_erasure_purge_and_the_orphan_sweep_treat_the_selfie_as_biometric_data(  # type: ignore[no-untyped-def]
+def test_withdrawal_erasure_purge_and_sweep_treat_the_selfie_as_biometric_data(  # type: ignore[no-untyped-def]
         world: World, cfg: Settings, fast_pipeline, data_dir: Path, lecture: int) -> None:
     u, t = world.users, t0()
     w = checkin.open_window(world.url, u["alice"], lecture, 0, now=t)

@@ -52,7 +52,8 @@ class Inbox:
         self.messages: list[tuple[list[str], Message]] = []
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default)))
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), msg))
         return "250 OK"
 
     def to(self, address: str) -> list[Message]:
@@ -130,7 +131,8 @@ def school(migrated: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Sc
         course = repo.add_course(s, "C1", "Chemistry", instructor_id=users["alice"].instructor_id, config=cfg)
         studs = {}
         for sn in WINDOW:
-            studs[sn] = repo.add_student(s, sn, f"Student {sn}", email=None if sn == "S4" else f"{sn.lower()}@mail.test")
+            address = None if sn == "S4" else f"{sn.lower()}@mail.test"
+            studs[sn] = repo.add_student(s, sn, f"Student {sn}", email=address)
             repo.enroll_in_course(s, course, studs[sn])
         s1 = create_user(s, "s1", PASSWORD, "student", student_number="S1")
         users["s1"] = to_auth_user(s, s1)
