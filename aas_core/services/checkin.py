@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pyotp
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aas_core.config import Settings, with_secrets_file
@@ -483,24 +484,29 @@ def submit_selfie(url: str, store: ImageStore, pipeline: Any, settings: Settings
             _attempt(s, user, w, student, fail[0], now, fail[1], fail[2])
             left = w.session.course.config.check_in.max_attempts - _failures(s, w.id, student.id)
         raise CheckInRefused(f"{fail[1]} {_tries(left)}", left)
-    with session_scope(url) as s:
-        student = _me(s, user)
-        w = s.get(CheckInWindow, window_id)
-        # Consent re-read under the student row's lock: a withdrawal committed meanwhile leaves nothing.
-        locked = s.execute(select(Student.consent_given_at).where(Student.id == student.id).with_for_update()).first()
-        if locked is None or locked[0] is None or w not in _candidate_windows(s, student, now) \
-                or _checked_in(s, w, student.id):
-            raise CheckInRefused("Your check-in could not be recorded (consent withdrawn, the window closed or you "
-                                 "are already checked in).")
-        rel = store.save("crops", crop) if crop is not None else None
-        if rel:
-            discard_on_rollback(s, store, rel)
-        s.add(CheckIn(window_id=w.id, session_id=w.session_id, student_id=student.id,
-                      snapshot_index=w.snapshot_index, at=now, similarity=sim, threshold=threshold, model_name=model,
-                      crop_path=rel))
-        _attempt(s, user, w, student, "checked_in", now, None, sim)
-        assert sim is not None
-        return CheckInDone(w.session.course.code, w.session_id, w.snapshot_index, sim, threshold)
+    try:
+        with session_scope(url) as s:
+            student = _me(s, user)
+            w = s.get(CheckInWindow, window_id)
+            # Consent re-read under the student row's lock: a withdrawal committed meanwhile leaves nothing.
+            locked = s.execute(select(Student.consent_given_at).where(Student.id == student.id)
+                               .with_for_update()).first()
+            if locked is None or locked[0] is None or w not in _candidate_windows(s, student, now) \
+                    or _checked_in(s, w, student.id):
+                raise CheckInRefused("Your check-in could not be recorded (consent withdrawn, the window closed or "
+                                     "you are already checked in).")
+            rel = store.save("crops", crop) if crop is not None else None
+            if rel:
+                discard_on_rollback(s, store, rel)
+            s.add(CheckIn(window_id=w.id, session_id=w.session_id, student_id=student.id,
+                          snapshot_index=w.snapshot_index, at=now, similarity=sim, threshold=threshold,
+                          model_name=model, crop_path=rel))
+            _attempt(s, user, w, student, "checked_in", now, None, sim)
+            assert sim is not None
+            done = CheckInDone(w.session.course.code, w.session_id, w.snapshot_index, sim, threshold)
+    except IntegrityError:  # the same student from a second tab at the same moment (unique per snapshot)
+        raise CheckInRefused("You are already checked in for this check-in.") from None
+    return done
 
 
 def my_check_ins(url: str, user: AuthUser) -> list[dict[str, Any]]:
