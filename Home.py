@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/rooms.py", title="Rooms", icon=":material/meeting_room:"),
     st.Page("pages/students.py", title="Students", icon=":material/school:"),
     st.Page("pages/live_session.py", title="Live Session", icon=":material/videocam:"),
+    st.Page("pages/checkin.py", title="Check-in", icon=":material/how_to_reg:"),
     st.Page("pages/inspector.py", title="Pipeline Inspector", icon=":material/biotech:"),
     st.Page("pages/trends.py", title="Attendance Trends", icon=":material/trending_up:"),
     st.Page("pages/evaluation.py", title="Evaluation", icon=":material/science:"),

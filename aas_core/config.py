@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aas_core.media.decode import DEFAULT_MAX_PIXELS
@@ -94,6 +94,28 @@ class Settings(BaseSettings):
                     "Smaller = more pixels per frame = slower.",
     )
 
+    # --- e-mail notices (at-risk digest and student notices; services.notify) ----------------
+    # Password: AAS_SMTP_PASSWORD or [smtp] password in .streamlit/secrets.toml, never the database.
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset = notices cannot be sent.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="587 submission (STARTTLS), 465 TLS, 25 relay.")
+    smtp_from: str | None = Field(default=None, max_length=254, description="Sender address of the notices.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (optional).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password (optional).")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="starttls (refuses a server without it), ssl (implicit TLS), none.")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    public_url: str | None = Field(default=None, description="Address of the dashboard, for links in e-mails "
+                                                             "(e.g. https://aas.school.edu).")
+    # Keys the check-in codes and the opt-out links (HMAC); unset: a random key per server process
+    # (check-in still works in the one dashboard process; e-mails then carry no opt-out link).
+    secret_key: SecretStr | None = Field(default=None, description="At least 32 random characters.")
+
+    # --- Moodle (mod_attendance web services; services.moodle) -------------------------------
+    moodle_url: str | None = Field(default=None, description="Moodle's base URL, e.g. https://moodle.school.edu")
+    moodle_token: SecretStr | None = Field(default=None, description="Web service token ([moodle] token in the "
+                                                                     "secrets file).")
+    moodle_timeout_s: float = Field(default=30.0, gt=0, le=300)
+
     def resolved(self, p: Path) -> Path:
         return p if p.is_absolute() else (Path.cwd() / p)
 
@@ -101,3 +123,35 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+#: The Streamlit secrets file (git-ignored); cameras, SMTP, Moodle and the secret key may live here.
+SECRETS_FILE = Path(".streamlit/secrets.toml")
+
+#: ``[section] key`` of the secrets file -> setting, for the settings that may hold secrets.
+_FROM_SECRETS_FILE = {
+    ("smtp", "host"): "smtp_host", ("smtp", "port"): "smtp_port", ("smtp", "from"): "smtp_from",
+    ("smtp", "user"): "smtp_user", ("smtp", "password"): "smtp_password", ("smtp", "security"): "smtp_security",
+    ("moodle", "url"): "moodle_url", ("moodle", "token"): "moodle_token",
+    (None, "secret_key"): "secret_key", (None, "public_url"): "public_url",
+}
+
+
+def with_secrets_file(settings: Settings, secrets_file: Path = SECRETS_FILE) -> Settings:
+    """``settings`` completed from ``[smtp]``, ``[moodle]`` and top-level ``secret_key`` / ``public_url``
+    of the secrets file; a value set in the environment (or passed in) wins, as for cameras."""
+    if not secrets_file.is_file():
+        return settings
+    import tomllib
+
+    with secrets_file.open("rb") as fh:
+        data = tomllib.load(fh)
+    update: dict[str, Any] = {}
+    for (section, key), field in _FROM_SECRETS_FILE.items():
+        table = data if section is None else data.get(section)
+        if isinstance(table, dict) and key in table and field not in settings.model_fields_set:
+            update[field] = table[key]
+    if not update:
+        return settings
+    # Validated like the environment would be (a bad port in the file is refused, not used).
+    return Settings.model_validate({**settings.model_dump(include=settings.model_fields_set), **update})

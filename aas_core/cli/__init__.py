@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from aas_core.cli import course, detect, models, room, scheduler, session, student, timetable, user, worker
+from aas_core.cli import (course, detect, models, moodle, notify, room, scheduler, session, student, timetable, user,
+                          worker)
 from aas_core.cli.admin import register as _register_admin
 from aas_core.cli.common import Ctx, ctx_of, fail
 from aas_core.config import get_settings, redact_url
@@ -25,6 +26,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(user.app, name="user")
 app.add_typer(room.app, name="room")
 app.add_typer(timetable.app, name="timetable")
+app.add_typer(notify.app, name="notify")
+app.add_typer(moodle.app, name="moodle")
 for extra in (student.enroll_cmds, models.tools, detect.commands, worker.commands, scheduler.commands):
     app.registered_commands += extra.registered_commands
 

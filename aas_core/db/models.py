@@ -430,3 +430,85 @@ class CaptureDispatch(Base):
     dispatched_at: Mapped[datetime] = mapped_column(DateTime)
     instance: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+# --- self check-in (services.checkin; migration 0011) --------------------------------------------
+
+class CheckInWindow(Base):
+    """A time during a session when students may check themselves in for snapshot ``snapshot_index``.
+
+    The codes shown on the room's screen are TOTP codes (30 s) whose secret is derived from the
+    installation's ``AAS_SECRET_KEY`` and this row's random ``nonce`` (``services.checkin``): the
+    database alone cannot produce a code, and no secret is stored here.
+    """
+
+    __tablename__ = "checkin_windows"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    snapshot_index: Mapped[int] = mapped_column(Integer)  # 0-based: the snapshot a check-in counts for
+    opened_by: Mapped[str] = mapped_column(String(80))
+    opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    closes_at: Mapped[datetime] = mapped_column(DateTime)
+    nonce: Mapped[str] = mapped_column(String(64))
+    session: Mapped[ClassSession] = relationship()
+
+
+class CheckIn(Base):
+    """A student's verified self check-in: a sighting of them in ``snapshot_index`` with its own
+    source (the decision reads it next to the camera's faces, ``services.checkin.sightings``)."""
+
+    __tablename__ = "check_ins"
+    __table_args__ = (UniqueConstraint("session_id", "student_id", "snapshot_index",
+                                       name="uq_check_ins_session_student_snapshot"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("checkin_windows.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), index=True)
+    snapshot_index: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    similarity: Mapped[float] = mapped_column(Float)  # 1:1 against the student's own accepted samples
+    threshold: Mapped[float] = mapped_column(Float)  # the stricter threshold it passed
+    model_name: Mapped[str | None] = mapped_column(String(100))
+    crop_path: Mapped[str | None] = mapped_column(String(500))  # the selfie's face (evidence for the review)
+    student: Mapped[Student] = relationship()
+
+
+class CheckInAttempt(Base):
+    """Every try of a student in a window (right or wrong code, selfie verified or not): bounds the
+    tries (``CheckInConfig.max_attempts``) and tells the student and the instructor why."""
+
+    __tablename__ = "checkin_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("checkin_windows.id", ondelete="CASCADE"), index=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(20))  # services.checkin.Outcome
+    detail: Mapped[str | None] = mapped_column(String(300))
+    similarity: Mapped[float | None] = mapped_column(Float)
+
+
+# --- e-mail notices (services.notify; migration 0011) ----------------------------------------------
+
+class NoticeOptOut(Base):
+    """A student who asked for no more notices of ``kind`` (e.g. ``at_risk``), by link, page or CLI."""
+
+    __tablename__ = "notice_optouts"
+    __table_args__ = (UniqueConstraint("student_id", "kind", name="uq_notice_optouts_student_kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(20))  # link | page | cli
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NoticeSent(Base):
+    """A notice that went out (no address, no text): a second run within the week sends it again
+    only when asked to (``services.notify``)."""
+
+    __tablename__ = "notices_sent"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # at_risk_student | at_risk_digest
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    student_id: Mapped[int | None] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), index=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    rate: Mapped[float | None] = mapped_column(Float)

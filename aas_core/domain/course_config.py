@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aas_core.domain.attendance import RuleConfig
+from aas_core.domain.attendance import RuleConfig, Status
 from aas_core.domain.plans import CapturePlan
 
 __all__ = ["PlanConfig", "RecognitionConfig", "CourseConfig", "SessionPlan", "ConfigError", "draw_seed",
-           "settable_keys", "camera_session_plan"]
+           "settable_keys", "camera_session_plan", "AtRiskConfig", "MoodleConfig", "StatusMap", "CheckInConfig"]
 
 _FORBID = ConfigDict(extra="forbid", frozen=True)
 DAY_S = 24 * 3600.0
@@ -110,6 +110,79 @@ class RecognitionConfig(BaseModel):
     source: str | None = Field(default=None, max_length=200, description="Who or what set it.")
 
 
+class AtRiskConfig(BaseModel):
+    """When a student counts as at risk, and who is told (``domain.at_risk``, ``aas notify at-risk``)."""
+
+    model_config = _FORBID
+
+    threshold: float = Field(default=0.75, ge=0.0, le=1.0,
+                             description="At risk below this share of sessions attended (0.75 = 75 %).")
+    last_sessions: int = Field(default=6, ge=1, le=100, description="Over the course's last N decided sessions.")
+    min_sessions: int = Field(default=3, ge=1, le=100,
+                              description="No notice before a student has this many records in that window.")
+    partial_credit: float = Field(default=1.0, ge=0.0, le=1.0,
+                                  description="What a late or left-early session counts for: 1 = attended (as on "
+                                              "Home and Trends), 0.5 = half a session, 0 = absent.")
+    notify_instructor: bool = Field(default=True, description="Send the instructor the weekly digest.")
+    notify_students: bool = Field(default=False, description="Also send each at-risk student a notice.")
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> AtRiskConfig:
+        if self.min_sessions > self.last_sessions:
+            raise ValueError(f"min_sessions ({self.min_sessions}) cannot exceed last_sessions ({self.last_sessions})")
+        return self
+
+
+class StatusMap(BaseModel):
+    """AAS status -> acronym of a status of the Moodle attendance activity.
+
+    The defaults are the four statuses every new mod_attendance activity starts with: P(resent),
+    L(ate), E(xcused), A(bsent). Leaving early is partial attendance, as being late is: "L".
+    """
+
+    model_config = _FORBID
+
+    attended: str = Field(default="P", min_length=1, max_length=20)
+    late: str = Field(default="L", min_length=1, max_length=20)
+    left_early: str = Field(default="L", min_length=1, max_length=20)
+    absent: str = Field(default="A", min_length=1, max_length=20)
+
+    def acronym(self, status: Status | str) -> str:
+        return str(getattr(self, Status(status).value))
+
+
+class MoodleConfig(BaseModel):
+    """Where the course's attendance goes in Moodle (``services.moodle``). URL and token are not
+    here: they are secrets of the installation (``AAS_MOODLE_URL`` / ``AAS_MOODLE_TOKEN``)."""
+
+    model_config = _FORBID
+
+    attendance_id: int | None = Field(default=None, ge=1,
+                                      description="Instance id of the course's Attendance activity in Moodle.")
+    user_field: Literal["idnumber", "username", "email"] = Field(
+        default="idnumber", description="The Moodle user field that holds the AAS student id.")
+    status_map: StatusMap = Field(default_factory=StatusMap,
+                                  description="AAS status -> acronym of a status of the Moodle activity.")
+    match_window_min: float = Field(default=60.0, ge=1.0, le=720.0,
+                                    description="An AAS session goes to the Moodle session starting at most this "
+                                                "many minutes from it.")
+
+
+class CheckInConfig(BaseModel):
+    """Self check-in from a phone (``services.checkin``): code on the room's screen, then a selfie."""
+
+    model_config = _FORBID
+
+    threshold_margin: float = Field(default=0.10, ge=0.02, le=0.5,
+                                    description="The selfie needs the course's recognition threshold plus this "
+                                                "(stricter than matching in the room).")
+    max_attempts: int = Field(default=5, ge=1, le=20,
+                              description="Failed tries (code or selfie) a student gets per check-in window.")
+    window_min: float = Field(default=10.0, ge=1.0, le=180.0, description="How long a check-in window stays open.")
+    selfie_within_s: float = Field(default=120.0, ge=30.0, le=600.0,
+                                   description="After a right code, the selfie must follow within this time.")
+
+
 class CourseConfig(BaseModel):
     """Everything a course decides about its sessions."""
 
@@ -121,6 +194,10 @@ class CourseConfig(BaseModel):
     camera: str | None = Field(default=None, min_length=1, max_length=100,
                                description="Name of the room's camera in AAS_CAMERAS / [cameras.NAME] of the "
                                            "secrets file (its secrets stay there).")
+    # Rows stored before these sections existed load with the defaults (plain JSON).
+    at_risk: AtRiskConfig = Field(default_factory=AtRiskConfig)
+    moodle: MoodleConfig = Field(default_factory=MoodleConfig)
+    check_in: CheckInConfig = Field(default_factory=CheckInConfig)
 
     @classmethod
     def for_new_course(cls, settings: Any) -> CourseConfig:
@@ -191,7 +268,9 @@ class SessionPlan(BaseModel):
     model_config = _FORBID
 
     snapshots: int = Field(ge=1, le=100)
-    source: Literal["camera", "upload", "images"] = "images"
+    # check_in: an online lecture without a camera; its snapshots are the check-in windows held
+    # (services.checkin.start_online_session).
+    source: Literal["camera", "upload", "images", "check_in"] = "images"
     offsets_s: list[float] | None = Field(default=None, max_length=100)
     plan: PlanConfig | None = None
     camera: str | None = Field(default=None, max_length=100)
@@ -212,6 +291,10 @@ class SessionPlan(BaseModel):
                    burst_frames: int = 1, burst_interval_s: float = 0.4) -> SessionPlan:
         return cls(snapshots=len(offsets_s), source="camera", offsets_s=[float(o) for o in offsets_s], plan=plan,
                    camera=camera, burst_frames=burst_frames, burst_interval_s=burst_interval_s)
+
+    @classmethod
+    def for_check_in(cls, n: int) -> SessionPlan:
+        return cls(snapshots=n, source="check_in")
 
     @classmethod
     def for_images(cls, n: int, source: str = "images") -> SessionPlan:

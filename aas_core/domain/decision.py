@@ -27,6 +27,10 @@ class Sighting:
     # Named by seat continuity (under the open-set threshold): the review is told when a status
     # rests on such sightings alone (``domain.abstention``). Not read by ``decide_session``.
     by_seat: bool = False
+    # Where the sighting comes from: "camera" (a face in the snapshot) or "self_check_in" (the
+    # student checked in from a phone for this snapshot, ``services.checkin``; its similarity is
+    # the 1:1 selfie check's). It counts like any sighting; not read by ``decide_session``.
+    source: str = "camera"
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from aas_core.db import repo
 from aas_core.db.models import (
     AttendanceRecord,
     AuditLog,
+    CheckIn,
     ClassSession,
     Enrollment,
     FaceObservation,
@@ -68,6 +69,7 @@ __all__ = [
     "AccessDenied",
     "EXPORT_COLUMNS",
     "black_out",
+    "checkin_crop",
     "course_gallery",
     "course_gallery_version",
     "course_sessions",
@@ -113,6 +115,20 @@ def _scrub_observations(s: Session, store: ImageStore, obs: Sequence[FaceObserva
         o.embedding = None
     s.flush()
     return _delete_files(store, paths), embeddings
+
+
+def _scrub_checkins(s: Session, store: ImageStore, rows: Sequence[CheckIn]) -> int:
+    """Delete the selfie crops of self check-ins (``services.checkin``) and null their paths; the
+    check-in itself (who, when, similarity) stays like an attendance fact. Returns files deleted."""
+    paths = {c.crop_path for c in rows if c.crop_path}
+    for c in rows:
+        c.crop_path = None
+    s.flush()
+    return _delete_files(store, paths)
+
+
+def _checkins_of(s: Session, student_id: int) -> Sequence[CheckIn]:
+    return s.scalars(select(CheckIn).where(CheckIn.student_id == student_id).with_for_update()).all()
 
 
 #: Margin around a face box blacked out on erasure (hair and ears identify people too).
@@ -235,6 +251,7 @@ def _sweep_after_commit(s: Session, store: ImageStore, student_id: int, student_
                 if st is not None:
                     files += _delete_samples(t, store, st)[1]
                 files += _scrub_observations(t, store, _observations_of(t, student_id))[0]
+                files += _scrub_checkins(t, store, _checkins_of(t, student_id))
                 dropped = _drop_top_matches(t, student_number, course_ids) if st is None else 0
                 if files or dropped:
                     log.warning("removed %d file(s) and %d top-match entries committed concurrently with a "
@@ -274,6 +291,7 @@ def withdraw_consent(s: Session, store: ImageStore, user: AuthUser, student_numb
     _take_write_lock(s, student)
     samples, sample_files = _delete_samples(s, store, student)
     crop_files, obs_embeddings = _scrub_observations(s, store, _observations_of(s, student.id))
+    crop_files += _scrub_checkins(s, store, _checkins_of(s, student.id))
     counts = {"samples": samples, "sample_files": sample_files, "crop_files": crop_files,
               "observation_embeddings": obs_embeddings}
     repo.audit(s, user.username, "consent.withdraw", "student", student.student_number, **counts)
@@ -404,6 +422,7 @@ def erase_student(s: Session, store: ImageStore, user: AuthUser, student_number:
     obs = _observations_of(s, student.id)
     redacted = _redact_in_snapshots(s, store, obs)
     crop_files, obs_embeddings = _scrub_observations(s, store, obs)
+    crop_files += _scrub_checkins(s, store, _checkins_of(s, student.id))  # the rows go with the student (FK cascade)
     for o in obs:
         o.student_id = None
         o.similarity = None
@@ -455,6 +474,8 @@ def purge_old_media(s: Session, store: ImageStore, user: AuthUser, older_than_da
         obs = s.scalars(select(FaceObservation).join(Snapshot, FaceObservation.snapshot_id == Snapshot.id)
                         .where(Snapshot.session_id.in_(session_ids))).all()
         crop_files, embeddings = _scrub_observations(s, store, obs)
+        checkins = s.scalars(select(CheckIn).where(CheckIn.session_id.in_(session_ids))).all()
+        crop_files += _scrub_checkins(s, store, checkins)
         snap_files = _delete_files(store, paths)
     counts = {"sessions": len(session_ids), "snapshot_files": snap_files, "crop_files": crop_files,
               "observation_embeddings": embeddings}
@@ -470,7 +491,8 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".part"}
 
 def _referenced_paths(s: Session, among: set[str] | None = None) -> set[str]:
     """Image paths some row refers to (only those in ``among`` when given: a cheap check of a few)."""
-    cols = (FaceSample.image_path, Snapshot.image_path, FaceObservation.crop_path, FaceObservation.enhanced_path)
+    cols = (FaceSample.image_path, Snapshot.image_path, FaceObservation.crop_path, FaceObservation.enhanced_path,
+            CheckIn.crop_path)
     # The lossless burst frames of a snapshot waiting for a worker (aas_core.tasks.work.keep_frames):
     # referenced while the snapshot is still to be processed, deleted by the worker after it.
     found: set[str] = {p for info in s.scalars(select(Snapshot.info).where(Snapshot.status == SnapshotStatus.CAPTURED))
@@ -710,3 +732,17 @@ def observation_crop(s: Session, store: ImageStore, user: AuthUser, observation_
     if not rel:
         raise FileNotFoundError(f"face observation {observation_id} has no stored crop (purged or withdrawn)")
     return store.load(rel)
+
+
+def checkin_crop(s: Session, store: ImageStore, user: AuthUser, checkin_id: int) -> np.ndarray:
+    """The face of a self check-in's selfie: admin, the instructor of the session's course, or the
+    student who checked in (nobody else's)."""
+    c = s.get(CheckIn, checkin_id)
+    if c is None:
+        raise repo.NotFound(f"no check-in {checkin_id}")
+    if not (user.role == Role.STUDENT and not user.is_admin and user.student_number is not None
+            and c.student.student_number == user.student_number):
+        require_session(s, user, c.session_id)
+    if not c.crop_path:
+        raise FileNotFoundError(f"check-in {checkin_id} has no stored photo (purged or withdrawn)")
+    return store.load(c.crop_path)

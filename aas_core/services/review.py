@@ -18,6 +18,7 @@ from sqlalchemy import select
 from aas_core.db import repo, session_scope
 from aas_core.db.models import (
     AttendanceRecord,
+    CheckIn,
     ClassSession,
     FaceObservation,
     Snapshot,
@@ -75,6 +76,7 @@ class Evidence:
     similarity: float | None
     top: list[Any] | None
     observation_id: int | None = None
+    source: str = "camera"  # or "self_check_in" (services.checkin): the review says which
 
 
 @dataclass
@@ -150,6 +152,11 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
             views.append(SnapshotView(snap.index, snap.status.value, image, len(obs),
                                       sum(o.student_id is not None for o in obs), snap.error,
                                       (snap.info or {}).get("timings_ms"), snap.captured_at))
+        # Self check-ins count as sightings with their own source (services.checkin): shown as such.
+        for c in s.scalars(select(CheckIn).where(CheckIn.session_id == session_id)):
+            crop = _or_none(lambda c=c: privacy.checkin_crop(s, store, user, c.id)) if with_images else None
+            by_student.setdefault(c.student_id, []).append(Evidence(c.snapshot_index, crop, c.similarity, None,
+                                                                    source="self_check_in"))
         rows = []
         records = s.scalars(select(AttendanceRecord).where(AttendanceRecord.session_id == session_id)).all()
         for rec in records:
@@ -182,8 +189,9 @@ def editor_rows(review: Review) -> list[dict[str, Any]]:
         for k in range(review.n_snapshots):
             ev = best.get(k)
             row[f"S{k + 1}"] = data_uri(ev.crop, 80) if ev is not None and ev.crop is not None else _NOT_SEEN
-        row["similarity"] = " · ".join(f"{best[k].similarity:.2f}" if k in best and best[k].similarity is not None
-                                       else "–" for k in range(review.n_snapshots))
+        row["similarity"] = " · ".join(
+            ("check-in " if best[k].source == "self_check_in" else "") + f"{best[k].similarity:.2f}"
+            if k in best and best[k].similarity is not None else "–" for k in range(review.n_snapshots))
         row["review"] = "; ".join(r.needs_review)
         row["final"] = r.final_status
         row["reason"] = r.reason or ""
@@ -276,9 +284,11 @@ def review_fingerprint(url: str, session_id: int) -> str:
             .join(Snapshot, FaceObservation.snapshot_id == Snapshot.id)
             .where(Snapshot.session_id == session_id).order_by(FaceObservation.id)).tuples())
         version = consent_version(s)
+        checkins = tuple(s.execute(select(CheckIn.id, CheckIn.crop_path.is_not(None))
+                                   .where(CheckIn.session_id == session_id).order_by(CheckIn.id)).tuples())
     import hashlib
 
-    raw = repr((str(status), [tuple(r) for r in records], [tuple(f) for f in faces], version,
+    raw = repr((str(status), [tuple(r) for r in records], [tuple(f) for f in faces], version, checkins,
                 snapshot_states(url, session_id)))
     return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 

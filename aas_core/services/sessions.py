@@ -40,7 +40,7 @@ from aas_core.db.models import (
 from aas_core.domain.course_config import SessionPlan, draw_seed
 from aas_core.domain.abstention import decide_with_abstention
 from aas_core.media.store import ImageStore, discard_on_rollback
-from aas_core.services import observations
+from aas_core.services import checkin, observations
 from aas_core.services.enrollment import ensure_embeddings
 from aas_core.vision.face_quality import POOR_QUALITY, measure_all
 from aas_core.vision.fusion import fuse_results
@@ -400,7 +400,9 @@ class SessionService:
             unclear, seats = (observations.abstention_evidence(ordered, numbers_by_id, POOR_QUALITY,
                                                                rules.min_confidence)
                               if self.abstain else ([], {}))
-            session_decision = decide_with_abstention(n, usable, observations.sightings(ordered, numbers_by_id),
+            # The camera's faces and the students' verified self check-ins (services.checkin).
+            seen = observations.sightings(ordered, numbers_by_id) + checkin.sightings(s, sess.id, numbers_by_id)
+            session_decision = decide_with_abstention(n, usable, seen,
                                                       list(ids_by_number), rules, unclear=unclear, seats=seats,
                                                       loose_floor=loose)
             decided = session_decision.students if session_decision is not None else None

@@ -5,7 +5,7 @@ One new table; nothing existing changes. The negative's embedding is the observa
 observation embeddings, reach the negatives too.
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0011
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012'
-down_revision = '0007'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
