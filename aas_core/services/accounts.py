@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -102,13 +102,30 @@ def _get(s: Session, username: str) -> User:
     return u
 
 
+def _write(url: str, unit):  # type: ignore[no-untyped-def]
+    """``unit`` in its own transaction, run again after a deadlock or lost connection (MariaDB picks
+    one of two administrators changing accounts at once as the deadlock victim)."""
+    from aas_core.db.retry import retry_db
+
+    return retry_db(lambda: in_transaction(url, unit), attempts=3, delay=0.2)
+
+
 def _admin(actor: AuthUser) -> None:
     if not actor.is_admin:
         raise AccessDenied(f"{actor.username} ({actor.role.value}) may not manage accounts")
 
 
 def _keep_an_admin(s: Session, target: User, what: str) -> None:
-    """Refuse when ``target`` is the last active administrator. Locks the administrators' rows."""
+    """Refuse when ``target`` is the last active administrator. Locks the administrators' rows.
+
+    MariaDB: ``SELECT ... FOR UPDATE`` makes a second administrator's check wait for this
+    transaction and then read what it committed. SQLite ignores ``FOR UPDATE`` and starts a
+    transaction only at the first write, so a no-op write on the target row comes first: it
+    takes SQLite's single write lock, and the count below sees every change committed before it
+    (without it two admins disabling each other both succeeded, see test_accounts.py).
+    """
+    s.execute(update(User).where(User.id == target.id).values(is_active=User.is_active)
+              .execution_options(synchronize_session=False))
     admins = s.scalars(select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True))
                        .with_for_update()).all()
     if target.id in admins and len(admins) <= 1:
@@ -180,7 +197,7 @@ def create_account(url: str, actor: AuthUser, username: str, role: Role | str, *
         s.flush()
         return _account(s, u)
 
-    return in_transaction(url, unit), temp
+    return _write(url, unit), temp
 
 
 def reset_password(url: str, actor: AuthUser, username: str, password: str | None = None) -> str:
@@ -188,7 +205,7 @@ def reset_password(url: str, actor: AuthUser, username: str, password: str | Non
     sign-in; every session of the account ends. Returns the temporary password."""
     _admin(actor)
     temp = password or temporary_password()
-    in_transaction(url, lambda s: set_password(s, username, temp, actor=actor.username, must_change=True))
+    _write(url, lambda s: set_password(s, username, temp, actor=actor.username, must_change=True))
     return temp
 
 
@@ -210,7 +227,7 @@ def set_active(url: str, actor: AuthUser, username: str, active: bool) -> Accoun
             repo.audit(s, actor.username, "user.enable" if active else "user.disable", "user", u.username)
         return _account(s, u)
 
-    return in_transaction(url, unit)
+    return _write(url, unit)
 
 
 def change_role(url: str, actor: AuthUser, username: str, role: Role | str, *,
@@ -246,7 +263,7 @@ def change_role(url: str, actor: AuthUser, username: str, role: Role | str, *,
         repo.audit(s, actor.username, "user.role", "user", u.username, old=old.value, new=role.value)
         return _account(s, u)
 
-    return in_transaction(url, unit)
+    return _write(url, unit)
 
 
 def _unlink(s: Session, u: User) -> None:
@@ -280,7 +297,7 @@ def link_student(url: str, actor: AuthUser, username: str, student_number: str |
                    student=student_number.strip() if student_number else None)
         return _account(s, u)
 
-    return in_transaction(url, unit)
+    return _write(url, unit)
 
 
 def set_email(url: str, actor: AuthUser, username: str, email: str | None) -> Account:
@@ -302,7 +319,7 @@ def set_email(url: str, actor: AuthUser, username: str, email: str | None) -> Ac
             repo.audit(s, actor.username, "user.email", "user", u.username)
         return _account(s, u)
 
-    return in_transaction(url, unit)
+    return _write(url, unit)
 
 
 # --- the user's own password ------------------------------------------------------------------------
@@ -338,6 +355,14 @@ def change_own_password(url: str, user: AuthUser, current: str, new: str) -> Non
     in_transaction(url, unit)
 
 
+def linkable_students(url: str, actor: AuthUser) -> list[tuple[str, str]]:
+    """(student id, name) of the student records without an account, for the "link" pickers."""
+    _admin(actor)
+    return in_transaction(url, lambda s: [(sn, name) for sn, name in s.execute(
+        select(Student.student_number, Student.name).where(Student.user_id.is_(None))
+        .order_by(Student.student_number))])
+
+
 def count_admins(url: str) -> int:
     """Active administrators (for the page's hint)."""
     return in_transaction(url, lambda s: s.scalar(
@@ -345,5 +370,5 @@ def count_admins(url: str) -> int:
 
 
 __all__ = ["Account", "AlreadySetUp", "LastAdmin", "change_own_password", "change_role", "count_admins",
-           "create_account", "create_first_admin", "first_run_needed", "link_student", "list_accounts",
+           "create_account", "create_first_admin", "first_run_needed", "link_student", "linkable_students", "list_accounts",
            "reset_password", "set_active", "set_email", "temporary_password"]

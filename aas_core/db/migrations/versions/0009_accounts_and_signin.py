@@ -59,8 +59,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index('ix_user_sessions_user_id', table_name='user_sessions')
-    op.drop_table('user_sessions')
+    op.drop_table('user_sessions')  # its indexes with it (MariaDB refuses to drop the FK's index alone)
     # SQLite refuses to drop an indexed column: the indexes go first.
     op.drop_index('uq_users_oidc_identity', table_name='users')
     op.drop_index('uq_users_email', table_name='users')
