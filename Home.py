@@ -50,6 +50,7 @@ class Dashboard:
             page = st.navigation([st.Page(auth.first_run_page, title="Set up AAS", icon=":material/key:",
                                           url_path="setup", default=True)], position="hidden")
         elif user is None or user.must_change_password:
+            notice = auth.first_run_over(notice) if user is None else notice
             page = st.navigation(pages_for(None), position="hidden")
         else:
             page = st.navigation(pages_for(user.role))

@@ -375,7 +375,7 @@ class SessionEnded(Exception):
     """The session is over; ``str(exc)`` says why in words for the sign-in page."""
 
 
-SIGNED_OUT = "You signed out."
+SIGNED_OUT = "You signed out (in this or another tab)."
 EXPIRED = "Your session expired; please sign in again."
 IDLE = "You were signed out after a period of inactivity; please sign in again."
 CHANGED = "Your account was changed or disabled; please sign in again."
@@ -577,8 +577,11 @@ def sso_sign_in(s: Session, claims: Mapping[str, Any], *, client: str | None = N
 
 def password_sign_in(s: Session, username: str, password: str, *, client: str | None = None,
                      policy: SessionPolicy | None = None) -> Ticket | None:
-    """``authenticate`` + ``start_session`` in one transaction (the dashboard's sign-in form)."""
-    user = authenticate(s, username, password, client=client)
+    """``authenticate`` + ``start_session`` in one transaction (the dashboard's sign-in form).
+
+    ``client`` is the browser's IP address, None when unknown (localhost): unknown clients share
+    one per-client sign-in budget, and their ticket is not bound to an address."""
+    user = authenticate(s, username, password, client=client or "unknown")
     if user is None:
         return None
     return start_session(s, user, method="password", client=client, policy=policy)

@@ -60,6 +60,11 @@ SIGN_IN_TITLE = "AAS — sign in"
 _RESOLVED: contextvars.ContextVar[tuple[AuthUser | None, str | None]] = contextvars.ContextVar("aas_resolved")
 
 
+def sentence(text: str) -> str:
+    """First letter upper case, the rest as it was (``str.capitalize`` would lower-case names)."""
+    return text[:1].upper() + text[1:]
+
+
 def current_user() -> AuthUser | None:
     user = st.session_state.get(SESSION_KEY)
     return user if isinstance(user, AuthUser) else None
@@ -271,7 +276,7 @@ def _sso_handoff(url: str) -> None:
         ticket = in_transaction(url, sso_sign_in, claims, client=_client_ip(), policy=_policy(), link_by_email=link)
     except NoAccount as exc:
         st.error(plain(str(exc)))
-        if st.button("Use another account", key="aas_sso_logout", type="primary"):
+        if st.button("Use another account", key="aas_sso_logout"):
             st.logout()
         return
     _signed_in(ticket)
@@ -293,7 +298,7 @@ def login_form(url: str, notice: str | None = None) -> None:
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in", type="primary" if not providers else "secondary"):
             try:
-                ticket = in_transaction(url, password_sign_in, username, password, client=client_address(),
+                ticket = in_transaction(url, password_sign_in, username, password, client=_client_ip(),
                                         policy=_policy())
             except (SignInThrottled, ServerBusy) as exc:  # the message says how long to wait; no username check
                 st.error(str(exc))
@@ -344,7 +349,7 @@ def change_password_form(user: AuthUser, *, forced: bool = False) -> None:
                 try:
                     change_own_password(database_url(), user, current, new)
                 except (WeakPassword, AccessDenied, ServerBusy) as exc:
-                    st.error(plain(str(exc)).capitalize())
+                    st.error(sentence(plain(str(exc))))
                 else:
                     from aas_core.ui.widgets import flash
 
@@ -389,6 +394,18 @@ def setup_code() -> str:
         return _setup_code
 
 
+_SAW_FIRST_RUN = "aas_saw_first_run"
+ALREADY_SET_UP = "AAS is already set up (the administrator was created in another browser): sign in with your account."
+
+
+def first_run_over(notice: str | None) -> str | None:
+    """The sign-in page's notice for a tab that showed the first-run page while another browser
+    created the administrator (its form is gone, so it is told why)."""
+    if st.session_state.pop(_SAW_FIRST_RUN, False):
+        return notice or ALREADY_SET_UP
+    return notice
+
+
 def first_run_page() -> None:
     """Create the first administrator (shown only while no account exists)."""
     from aas_core.services.accounts import AlreadySetUp, create_first_admin
@@ -396,6 +413,7 @@ def first_run_page() -> None:
     from aas_core.ui.resources import database_url
 
     code = setup_code()
+    st.session_state[_SAW_FIRST_RUN] = True
     st.title("Welcome to AAS")
     st.subheader("Create the administrator account")
     st.markdown("No account exists yet. The account you create now is the **administrator**: it creates the "
@@ -428,7 +446,7 @@ def first_run_page() -> None:
                     st.warning(str(exc))
                     st.button("Go to sign-in", key="aas_setup_done")
                 except (WeakPassword, ValueError, ServerBusy) as exc:
-                    st.error(plain(str(exc)).capitalize())
+                    st.error(sentence(plain(str(exc))))
                 else:
                     _signed_in(ticket)
 
