@@ -25,7 +25,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/aas init
 	$(BIN)/aas models list || true
-	$(BIN)/streamlit run Home.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

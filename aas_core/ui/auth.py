@@ -170,6 +170,8 @@ def require_user(*roles: Role) -> AuthUser:
         change_password_form(user, forced=True)
         st.stop()
     if roles and user.role not in roles and not user.is_admin:
+        # Not in this user's menu (Home.PAGES); reached only by a page run on its own.
+        st.title(":material/block: Not for your account")
         st.error(f"This page is for {', '.join(r.value for r in roles)} accounts.")
         st.stop()
     _account_box(user)
