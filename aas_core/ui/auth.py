@@ -183,12 +183,12 @@ def _account_box(user: AuthUser) -> None:
         st.caption(f"Signed in as **{plain(user.username)}** ({user.role.value})")
         left, right = st.columns(2)
         if left.button("Sign out", key="aas_sign_out"):
-            _sign_out_everywhere(user)
+            _sign_out_session(user)
         if right.button("Password", key="aas_change_password", help="Choose a new password"):
             _password_dialog(user)
 
 
-def _sign_out_everywhere(user: AuthUser) -> None:
+def _sign_out_session(user: AuthUser) -> None:
     """End the session on the server (every tab of it), then this tab; the browser drops the cookie."""
     from aas_core.ui.resources import database_url
 
@@ -359,7 +359,7 @@ def change_password_form(user: AuthUser, *, forced: bool = False) -> None:
                     flash("Your new password is set.")
                     st.rerun()
     if forced and st.button("Sign out", key="aas_sign_out_forced"):
-        _sign_out_everywhere(user)
+        _sign_out_session(user)
 
 
 def _without_forced_change(user: AuthUser) -> AuthUser:

@@ -508,3 +508,57 @@ def test_the_user_commands(migrated: str) -> None:
     rows = {a["username"]: a for a in json.loads(r.stdout)}
     assert rows["boss"]["active"] is False and rows["ada"]["role"] == "admin" and rows["ada"]["email"] == "ada@uni.example"
     assert temp not in _dump(url)
+
+
+# --- the cookie routes (aas_core/ui/routes.py) through Starlette's test client --------------------------
+
+def test_the_cookie_routes(migrated: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from aas_core.ui import routes
+
+    url = migrated
+    _user(url, "boss")
+    conf = SimpleNamespace(database_url=url, session_cookie_secure="auto", session_idle_minutes=60.0,
+                           session_max_hours=12.0)
+    monkeypatch.setattr(routes, "_settings", lambda: conf)
+    app = Starlette(routes=routes.session_routes())
+
+    def ticket() -> str:
+        t = in_transaction(url, password_sign_in, "boss", GOOD)
+        assert t is not None
+        return t.ticket
+
+    with TestClient(app, base_url="http://aas.school.example", follow_redirects=False) as web:
+        t = ticket()
+        # another site's page cannot redeem a ticket (login CSRF), and the attempt does not use it up
+        r = web.get(routes.START_PATH, params={"ticket": t}, headers={"sec-fetch-site": "cross-site"})
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+        r = web.get(routes.START_PATH, params={"ticket": t, "next": "//evil.example/x"},
+                    headers={"sec-fetch-site": "same-origin"})
+        assert r.status_code == 303 and r.headers["location"] == "/"  # never off-site
+        assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"
+        cookie = r.headers["set-cookie"]
+        # plain HTTP on a non-loopback host: no Secure flag possible (the sign-in page warns)
+        assert cookie.startswith("aas_session=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert "Secure" not in cookie and "Max-Age=43200" in cookie
+        token = cookie.split(";")[0].split("=", 1)[1]
+        assert _check(url, token).username == "boss"
+        r = web.get(routes.START_PATH, params={"ticket": t})  # used up: no cookie, to the sign-in page
+        assert r.status_code == 303 and "set-cookie" not in r.headers
+        r = web.get(routes.START_PATH, params={"ticket": ticket(), "next": "/live_session"})
+        assert r.headers["location"] == "/live_session"
+        # sign-out: the session is revoked server-side and the cookies are deleted
+        web.cookies.set("aas_session", token)
+        web.cookies.set("_streamlit_user", "x")
+        r = web.get(routes.END_PATH, headers={"sec-fetch-site": "same-origin"})
+        deleted = r.headers.get_list("set-cookie")
+        assert any(c.startswith('aas_session=""') for c in deleted) and any(c.startswith("_streamlit_user=") for c in deleted)
+        assert _ended(url, token) == auth.SIGNED_OUT
+    conf.session_cookie_secure = "always"  # behind a TLS-terminating proxy
+    with TestClient(app, base_url="http://aas.school.example", follow_redirects=False) as web:
+        cookie = web.get(routes.START_PATH, params={"ticket": ticket()}).headers["set-cookie"]
+        assert cookie.startswith("__Host-aas_session=") and "Secure" in cookie and "Path=/" in cookie
