@@ -419,7 +419,9 @@ def first_run_page() -> None:
     st.title("Welcome to AAS")
     st.subheader("Create the administrator account")
     st.markdown("No account exists yet. The account you create now is the **administrator**: it creates the "
-                "instructor and student accounts and sees everything. This page is shown only until then.")
+                "instructor and student accounts and sees everything. This page is shown only until then.\n\n"
+                "You need the **setup code** printed in the server's console (the terminal where `make run` "
+                "runs): it shows that you run this server.")
     with st.form("aas_first_admin"):
         entered = st.text_input("Setup code", help="Printed in the server's console (where `make run` runs) "
                                 "as “AAS first run: … setup code”.")

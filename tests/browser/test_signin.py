@@ -415,10 +415,12 @@ def test_openid_connect_sign_in_maps_to_an_aas_account(browser: Any, tmp_path: P
             page.get_by_text("There is no AAS account for mallory@uni.example").wait_for()
             snap(page, "sso_no_account_1400")
             assert page.locator('[data-testid="stSidebarNav"]').count() == 0
-            page.get_by_role("button", name="Use another account").click()
-            page.wait_for_url(re.compile(r".*(localhost|127\.0\.0\.1).*"))
-            page.goto(base)
+            page.get_by_role("button", name="Use another account").click()  # st.logout: also at the provider
+            page.wait_for_url(re.compile(r".*/oauth2/end_session.*"))
+            page.get_by_role("button", name="End session").click()
+            page.wait_for_url(re.compile(rf"^{re.escape(base)}/?$"))
             page.get_by_role("button", name="Sign in with University account").wait_for()
+            assert page.get_by_text("There is no AAS account").count() == 0
 
             through_the_provider("ada-at-uni")
             signed_in_as(page, "ada")
