@@ -27,7 +27,7 @@ run: $(STAMP)
 	$(BIN)/aas models list || true
 	# The scheduler runs the timetable beside the dashboard (no broker: in this process); it stops with it.
 	$(BIN)/aas scheduler & S=$$!; trap "kill $$S 2>/dev/null" EXIT INT TERM; \
-	  $(BIN)/streamlit run Home.py --server.port $(PORT)
+	  $(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(default=200_000_000, ge=1,
                                    description="Decoded pixels per upload, all photos together; the rest are skipped.")
 
+    # --- dashboard sign-in (server-side sessions, aas_core.services.auth) ------------------------
+    session_idle_minutes: float = Field(default=60.0, gt=0,
+                                        description="A signed-in browser with no page run for this long is signed out.")
+    session_max_hours: float = Field(default=12.0, gt=0,
+                                     description="Every sign-in ends after this long, in use or not.")
+    session_cookie_secure: str = Field(
+        default="auto", pattern="^(auto|always|never)$",
+        description="Secure flag of the session cookie: auto = over HTTPS and on localhost (browsers treat "
+                    "loopback as secure); always behind a TLS-terminating proxy; never only for plain-HTTP tests.")
+
     # --- detection schedule (fast profile) -----------------------------------------------------
     find_face_px: float = Field(
         default=20.0, gt=0,

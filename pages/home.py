@@ -97,7 +97,6 @@ else:
 
 # --- quick links -----------------------------------------------------------------------------
 st.subheader("Go to")
-cols = st.columns(6 if not is_student else 2)
 links = ([("pages/courses.py", "Courses", ":material/menu_book:"),
           ("pages/students.py", "Students", ":material/school:"),
           ("pages/live_session.py", "Live Session", ":material/videocam:"),
@@ -106,6 +105,9 @@ links = ([("pages/courses.py", "Courses", ":material/menu_book:"),
           ("pages/evaluation.py", "Evaluation", ":material/science:")]
          if not is_student else [("pages/students.py", "My photos & consent", ":material/school:"),
                                  ("pages/trends.py", "My attendance", ":material/trending_up:")])
+if user.is_admin:
+    links.append(("pages/accounts.py", "Accounts", ":material/manage_accounts:"))
+cols = st.columns(len(links))
 for col, (page, label, icon) in zip(cols, links):
     with col:
         nav_link(page, label, icon)

@@ -88,6 +88,17 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Migration 0009 (accounts and sign-in): a reset password must be replaced at the next
+    # sign-in; ``email`` links a first single sign-on (verified e-mail only); after that the
+    # provider's issuer + subject identify the account (an e-mail can be reassigned, a subject not).
+    email: Mapped[str | None] = mapped_column(String(254))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    oidc_issuer: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Unique indexes, not constraints: SQLite adds a constraint only by copying the table (see 0009).
+    __table_args__ = (Index("uq_users_email", "email", unique=True),
+                      Index("uq_users_oidc_identity", "oidc_issuer", "oidc_subject", unique=True))
 
 
 class Instructor(Base):
@@ -512,3 +523,31 @@ class NoticeSent(Base):
     student_id: Mapped[int | None] = mapped_column(ForeignKey("students.id", ondelete="CASCADE"), index=True)
     sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     rate: Mapped[float | None] = mapped_column(Float)
+
+
+class UserSession(Base):
+    """A signed-in browser (migration 0009): the dashboard's session cookie holds a random token,
+    this row only its SHA-256. Revoked on sign-out, account disable, password reset and role
+    change; ends after ``AAS_SESSION_IDLE_MINUTES`` without a page run or at ``expires_at``.
+
+    Sign-in happens over Streamlit's websocket, which cannot set a cookie: the row is created
+    with a one-time ``ticket`` (hash only, valid for seconds) that the browser redeems at
+    ``/aas/session/start``; only then does the row get its ``token_hash``.
+    """
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    ticket_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    method: Mapped[str] = mapped_column(String(20))  # password | sso
+    # Digest of the account row (id, name, password hash, role, active) at sign-in: a change
+    # made behind the services' back (SQL, another tool) still ends the session.
+    account_stamp: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))

@@ -6,9 +6,14 @@ Service functions call ``require_*`` helpers so the rules hold for the CLI and t
 
 Sign-in is guarded three ways: failed attempts are rate limited per username and per client
 (``SignInLimits``), at most ``HASH_CONCURRENCY`` argon2 computations run at once (each one
-allocates 64 MiB), and every new password passes ``check_password``. A signed-in session
-carries a fingerprint of its account row; ``still_valid`` re-reads the row on every page run
-so a disabled, erased, demoted or re-passworded account stops working in open tabs.
+allocates 64 MiB), and every new password passes ``check_password``.
+
+Signed-in browsers are **server-side sessions** (``UserSession`` rows, see "server-side
+sessions" below): the browser's HttpOnly cookie holds a random token, the database only its
+SHA-256; every page run re-reads the session and its account (``session_user``), so signing
+out, disabling, a password reset or a role change ends the session in every tab, and idle and
+absolute expiry apply. Single sign-on (OpenID Connect through ``st.login``) maps the provider's
+identity to an existing account with ``sso_account``; it never creates one.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import replace as dataclasses_replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import zxcvbn
 from argon2 import PasswordHasher
@@ -29,11 +37,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aas_core.db import repo
-from aas_core.db.models import Course, Instructor, Role, Student, User
+from aas_core.db.models import Course, Instructor, Role, Student, User, UserSession, utcnow
 
 T = TypeVar("T")
 
@@ -98,6 +106,10 @@ class AuthUser:
     #: hash itself); ``still_valid`` compares it with the row on every page run. Hand-made users
     #: (CLI, tests) have none and are never accepted by ``still_valid``.
     fingerprint: str | None = field(default=None, repr=False, compare=False)
+    #: The ``UserSession`` row this sign-in is (None for CLI identities and hand-made test users).
+    session_id: int | None = field(default=None, compare=False)
+    #: An administrator reset the password: nothing but "choose a new password" until it is done.
+    must_change_password: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -139,26 +151,63 @@ def hash_password(password: str, username: str | None = None) -> str:
     return _argon2(_hasher.hash, password)
 
 
-def set_password(s: Session, username: str, password: str, *, actor: str = "system") -> None:
-    """Give an account a new password (policy checked, audited). Open tabs of it are signed out
-    by ``still_valid`` because the hash, and so the fingerprint, changes."""
+def set_password(s: Session, username: str, password: str, *, actor: str = "system",
+                 must_change: bool = False) -> None:
+    """Give an account a new password (policy checked, audited) and end its sessions (every tab
+    signs in again). ``must_change``: a temporary password the user must replace at sign-in."""
     user = s.scalar(select(User).where(User.username == username.strip()))
     if user is None:
         raise repo.NotFound(f"no user {username!r}")
     user.password_hash = hash_password(password, user.username)
-    repo.audit(s, actor, "user.password", "user", user.username)
+    user.must_change_password = must_change
+    revoke_sessions(s, user.id, "password changed")
+    repo.audit(s, actor, "user.password", "user", user.username, **({"temporary": True} if must_change else {}))
 
 
-def create_user(s: Session, username: str, password: str, role: Role | str, *, name: str | None = None,
-                email: str | None = None, student_number: str | None = None, actor: str = "system") -> User:
-    """Create an account; instructors get an Instructor row, students are linked to theirs."""
+#: ``password_hash`` of an account that signs in only through single sign-on: not an argon2
+#: hash, so ``authenticate`` refuses every password for it (as for a wrong one).
+NO_PASSWORD = "!sso-only"
+
+
+def normalise_email(email: str | None) -> str | None:
+    """Lower-cased and trimmed, None when empty; refuses what is not an address.
+
+    Lower case on both databases: MariaDB compares case-insensitively, SQLite does not, and an
+    e-mail links a first single sign-on, so "Ada@Uni.edu" and "ada@uni.edu" must be one address.
+    """
+    if email is None or not email.strip():
+        return None
+    email = email.strip().lower()
+    local, at, domain = email.partition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in email):
+        raise ValueError(f"{email!r} is not an e-mail address")
+    return email
+
+
+def create_user(s: Session, username: str, password: str | None, role: Role | str, *, name: str | None = None,
+                email: str | None = None, student_number: str | None = None, actor: str = "system",
+                must_change_password: bool = False, user_id: int | None = None) -> User:
+    """Create an account; instructors get an Instructor row, students are linked to theirs.
+
+    ``password=None`` makes an account that signs in only through single sign-on (it needs the
+    e-mail its provider reports). ``user_id`` fixes the primary key (the first administrator,
+    see ``services.accounts.create_first_admin``).
+    """
     role = Role(role)
     username = username.strip()
     if not username:
         raise ValueError("username must not be empty")
+    email = normalise_email(email)
+    if password is None and email is None:
+        raise ValueError("an account without a password signs in by single sign-on and needs its e-mail address")
     if s.scalar(select(User).where(User.username == username)):
         raise repo.AlreadyExists(f"user {username!r} already exists")
-    user = User(username=username, password_hash=hash_password(password, username), role=role)
+    if email is not None and s.scalar(select(User).where(User.email == email)):
+        raise repo.AlreadyExists(f"another account already has the e-mail {email}")
+    pw_hash = NO_PASSWORD if password is None else hash_password(password, username)
+    user = User(username=username, password_hash=pw_hash, role=role, email=email,
+                must_change_password=must_change_password and password is not None,
+                **({"id": user_id} if user_id is not None else {}))
     s.add(user)
     s.flush()
     if role == Role.INSTRUCTOR:
@@ -263,7 +312,8 @@ def to_auth_user(s: Session, user: User) -> AuthUser:
     inst = s.scalar(select(Instructor).where(Instructor.user_id == user.id))
     st = s.scalar(select(Student).where(Student.user_id == user.id))
     return AuthUser(user.id, user.username, user.role, inst.id if inst else None, st.student_number if st else None,
-                    fingerprint=_fingerprint(user.id, user.username, user.password_hash, user.role, user.is_active))
+                    fingerprint=_fingerprint(user.id, user.username, user.password_hash, user.role, user.is_active),
+                    must_change_password=bool(user.must_change_password))
 
 
 def still_valid(s: Session, auth_user: AuthUser) -> AuthUser | None:
@@ -278,18 +328,263 @@ def still_valid(s: Session, auth_user: AuthUser) -> AuthUser | None:
         return None
     row = s.execute(
         select(User.id, User.username, User.password_hash, User.role, User.is_active, Instructor.id,
-               Student.student_number)
+               Student.student_number, User.must_change_password)
         .outerjoin(Instructor, Instructor.user_id == User.id)
         .outerjoin(Student, Student.user_id == User.id)
         .where(User.id == auth_user.id)
     ).first()
     if row is None:
         return None
-    uid, username, password_hash, role, is_active, instructor_id, student_number = row
+    uid, username, password_hash, role, is_active, instructor_id, student_number, must_change = row
     current = _fingerprint(uid, username, password_hash, role, is_active)
     if not is_active or not hmac.compare_digest(current, auth_user.fingerprint):
         return None
-    return AuthUser(uid, username, Role(role), instructor_id, student_number, fingerprint=current)
+    return AuthUser(uid, username, Role(role), instructor_id, student_number, fingerprint=current,
+                    must_change_password=bool(must_change))
+
+
+# --- server-side sessions ---------------------------------------------------------------------
+#
+# Why a ticket: sign-in runs over Streamlit's websocket, which cannot set a cookie, let alone an
+# HttpOnly one. ``start_session`` therefore creates the row with a one-time ticket (60 s, hash
+# only); the page sends the browser to ``/aas/session/start?ticket=...`` (``aas_core.ui.routes``),
+# whose HTTP response sets the HttpOnly cookie with a fresh token that only that response ever
+# carries (``redeem_ticket``). Tokens and tickets are 256-bit random values: a plain SHA-256 is
+# enough to store them (no salt or slow hash needed, nothing to guess), and a stolen database
+# gives no usable cookie.
+
+TICKET_TTL = timedelta(seconds=60)
+#: ``last_seen_at`` is written at most this often per session (not on every widget click).
+TOUCH_EVERY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How long a sign-in lasts: ``idle`` without a page run, ``absolute`` in any case."""
+
+    idle: timedelta = timedelta(minutes=60)
+    absolute: timedelta = timedelta(hours=12)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SessionPolicy:
+        return cls(idle=timedelta(minutes=settings.session_idle_minutes),
+                   absolute=timedelta(hours=settings.session_max_hours))
+
+
+class SessionEnded(Exception):
+    """The session is over; ``str(exc)`` says why in words for the sign-in page."""
+
+
+SIGNED_OUT = "You signed out (in this or another tab)."
+EXPIRED = "Your session expired; please sign in again."
+IDLE = "You were signed out after a period of inactivity; please sign in again."
+CHANGED = "Your account was changed or disabled; please sign in again."
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def account_stamp(user_id: int, username: str, password_hash: str, role: Role | str, is_active: bool) -> str:
+    """Digest of what a session depends on. Unkeyed (sessions outlive the process); it holds
+    nothing the users row does not already hold."""
+    state = "\x1f".join((str(user_id), username, password_hash, Role(role).value, "1" if is_active else "0"))
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What ``start_session`` gives the page: the user, and the one-time ticket for the browser."""
+
+    user: AuthUser
+    ticket: str = field(repr=False)
+
+
+def start_session(s: Session, user: AuthUser, *, method: str, client: str | None = None,
+                  policy: SessionPolicy | None = None) -> Ticket:
+    """A new session for ``user`` (just authenticated), redeemable once within ``TICKET_TTL``."""
+    policy = policy or SessionPolicy()
+    row = s.get(User, user.id)
+    if row is None or not row.is_active:
+        raise SessionEnded(CHANGED)
+    now = utcnow()
+    ticket = secrets.token_urlsafe(32)
+    sess = UserSession(user_id=row.id, ticket_hash=token_digest(ticket), ticket_expires_at=now + TICKET_TTL,
+                       method=method, client=(client or None) and client[:64], created_at=now, last_seen_at=now,
+                       expires_at=now + policy.absolute,
+                       account_stamp=account_stamp(row.id, row.username, row.password_hash, row.role, row.is_active))
+    s.add(sess)
+    row.last_sign_in_at = now
+    s.flush()
+    repo.audit(s, row.username, "user.sign_in", "user", row.username, method=method)
+    return Ticket(_session_auth_user(s, row, sess.id), ticket)
+
+
+def redeem_ticket(s: Session, ticket: str, *, client: str | None = None) -> str | None:
+    """The session's cookie token for a valid, unused, unexpired ticket; None otherwise.
+
+    Single use even under a race: the row changes only ``WHERE ticket_hash = ... AND token_hash
+    IS NULL``, so of two redemptions one updates the row and the other updates nothing. A ticket
+    minted for another client address (when both are known) is refused.
+    """
+    if not ticket or len(ticket) > 100:
+        return None
+    h = token_digest(ticket)
+    now = utcnow()
+    row = s.scalar(select(UserSession).where(UserSession.ticket_hash == h))
+    if row is None or row.ticket_expires_at is None or row.ticket_expires_at < now or row.revoked_at is not None:
+        return None
+    if row.client and client and row.client != client[:64]:
+        return None
+    token = secrets.token_urlsafe(32)
+    done = s.execute(update(UserSession)
+                     .where(UserSession.id == row.id, UserSession.ticket_hash == h, UserSession.token_hash.is_(None))
+                     .values(token_hash=token_digest(token), ticket_hash=None, ticket_expires_at=None,
+                             last_seen_at=now)
+                     .execution_options(synchronize_session=False))
+    return token if done.rowcount == 1 else None
+
+
+def _session_auth_user(s: Session, user: User, session_id: int) -> AuthUser:
+    return dataclasses_replace(to_auth_user(s, user), session_id=session_id)
+
+
+def session_user(s: Session, *, token: str | None = None, session_id: int | None = None,
+                 policy: SessionPolicy | None = None) -> AuthUser:
+    """The signed-in user of a session (by cookie ``token`` or by ``session_id``), or raise
+    ``SessionEnded`` saying why not: signed out, expired, idle too long, or the account changed
+    (disabled, erased, demoted, new password). An idle or changed session is revoked on the way.
+
+    One indexed read of the session and its account per page run; ``last_seen_at`` is written
+    at most every ``TOUCH_EVERY``.
+    """
+    policy = policy or SessionPolicy()
+    if token:
+        sess = s.scalar(select(UserSession).where(UserSession.token_hash == token_digest(token)))
+    elif session_id is not None:
+        sess = s.get(UserSession, session_id)
+    else:
+        sess = None
+    if sess is None:
+        raise SessionEnded(EXPIRED)
+    if sess.revoked_at is not None:
+        raise SessionEnded({"sign-out": SIGNED_OUT, "idle": IDLE, "expired": EXPIRED}.get(
+            sess.revoked_reason or "", CHANGED))
+    now = utcnow()
+    if now >= sess.expires_at:
+        _revoke(sess, "expired", now)
+        raise SessionEnded(EXPIRED)
+    if now - sess.last_seen_at > policy.idle:
+        _revoke(sess, "idle", now)
+        raise SessionEnded(IDLE)
+    user = s.get(User, sess.user_id)
+    if user is None or not user.is_active or not hmac.compare_digest(
+            account_stamp(user.id, user.username, user.password_hash, user.role, user.is_active), sess.account_stamp):
+        _revoke(sess, "account changed", now)
+        raise SessionEnded(CHANGED)
+    if now - sess.last_seen_at >= min(TOUCH_EVERY, policy.idle / 4):
+        sess.last_seen_at = now
+    return _session_auth_user(s, user, sess.id)
+
+
+def _revoke(sess: UserSession, reason: str, now: datetime) -> None:
+    if sess.revoked_at is None:
+        sess.revoked_at, sess.revoked_reason = now, reason[:40]
+        sess.ticket_hash = None
+
+
+def end_session(s: Session, *, token: str | None = None, session_id: int | None = None,
+                reason: str = "sign-out") -> bool:
+    """Revoke one session (sign-out). True when there was a live one."""
+    if token:
+        sess = s.scalar(select(UserSession).where(UserSession.token_hash == token_digest(token)))
+    elif session_id is not None:
+        sess = s.get(UserSession, session_id)
+    else:
+        return False
+    if sess is None or sess.revoked_at is not None:
+        return False
+    _revoke(sess, reason, utcnow())
+    return True
+
+
+def revoke_sessions(s: Session, user_id: int, reason: str, *, keep: int | None = None) -> int:
+    """End every live session of an account (but ``keep``); how many ended."""
+    q = select(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    if keep is not None:
+        q = q.where(UserSession.id != keep)
+    now = utcnow()
+    rows = list(s.scalars(q))
+    for r in rows:
+        _revoke(r, reason, now)
+    return len(rows)
+
+
+def restamp_session(s: Session, session_id: int) -> None:
+    """After the user changed their own password: this session goes on (the stamp follows the
+    account), every other one was revoked."""
+    sess = s.get(UserSession, session_id)
+    if sess is not None and sess.revoked_at is None:
+        u = s.get(User, sess.user_id)
+        if u is not None:
+            sess.account_stamp = account_stamp(u.id, u.username, u.password_hash, u.role, u.is_active)
+
+
+# --- single sign-on (OpenID Connect) ----------------------------------------------------------
+
+class NoAccount(Exception):
+    """The identity provider vouched for someone AAS has no (usable) account for; the message
+    says who, and what to do."""
+
+
+def sso_account(s: Session, claims: Mapping[str, Any], *, link_by_email: bool = True, actor: str = "sso") -> User:
+    """The account a verified OpenID Connect identity signs in to. Never creates one.
+
+    1. an account already linked to this issuer + subject;
+    2. else, when ``link_by_email``: the one account whose e-mail is the identity's **verified**
+       e-mail (``email_verified`` true) and that has no other provider identity yet; the link
+       (issuer + subject) is stored and audited, so a later e-mail change at the provider does
+       not move the account;
+    3. else ``NoAccount``. A disabled account is refused likewise.
+    """
+    issuer, subject = str(claims.get("iss") or ""), str(claims.get("sub") or "")
+    email = str(claims.get("email") or "").strip().lower()
+    who = email or subject or "this sign-in"
+    if not issuer or not subject:
+        raise NoAccount("The identity provider did not say who signed in (no issuer or subject).")
+    user = s.scalar(select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject))
+    if user is None and link_by_email and email and claims.get("email_verified") is True:
+        candidate = s.scalar(select(User).where(User.email == email))
+        if candidate is not None and candidate.oidc_subject is None:
+            user = candidate
+            user.oidc_issuer, user.oidc_subject = issuer[:255], subject[:255]
+            repo.audit(s, actor, "user.sso_link", "user", user.username, issuer=issuer)
+    if user is None:
+        raise NoAccount(f"There is no AAS account for {who}. Ask an administrator to create one "
+                        "(with this e-mail address) and sign in again.")
+    if not user.is_active:
+        raise NoAccount(f"The AAS account for {who} is disabled. Ask an administrator.")
+    return user
+
+
+def sso_sign_in(s: Session, claims: Mapping[str, Any], *, client: str | None = None,
+                policy: SessionPolicy | None = None, link_by_email: bool = True) -> Ticket:
+    """``sso_account`` + ``start_session`` in one transaction (the dashboard's SSO path)."""
+    user = sso_account(s, claims, link_by_email=link_by_email)
+    s.flush()
+    return start_session(s, to_auth_user(s, user), method="sso", client=client, policy=policy)
+
+
+def password_sign_in(s: Session, username: str, password: str, *, client: str | None = None,
+                     policy: SessionPolicy | None = None) -> Ticket | None:
+    """``authenticate`` + ``start_session`` in one transaction (the dashboard's sign-in form).
+
+    ``client`` is the browser's IP address, None when unknown (localhost): unknown clients share
+    one per-client sign-in budget, and their ticket is not bound to an address."""
+    user = authenticate(s, username, password, client=client or "unknown")
+    if user is None:
+        return None
+    return start_session(s, user, method="password", client=client, policy=policy)
 
 
 # --- access rules ---------------------------------------------------------------------------
