@@ -229,7 +229,7 @@ def test_full_journey(page: Any, synthetic: dict[str, Any]) -> None:
 
     # Evaluation on a small labelled folder (8 identities x 7 photos), with curves
     nav(page, "Evaluation", "Run evaluation")
-    folder = page.get_by_role("textbox", name="Labelled folder (DIR/<identity>/*.jpg)", exact=True)
+    folder = page.get_by_role("textbox", name="Labelled folder on the server (DIR/<identity>/*.jpg)", exact=True)
     folder.fill(str(synthetic["eval_dir"]))
     page.get_by_role("button", name="Run evaluation").click()
     page.get_by_text("Apply this threshold").wait_for()
