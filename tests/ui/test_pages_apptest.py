@@ -253,7 +253,8 @@ def test_override_a_status_in_the_review(populated: dict[str, Any]) -> None:
     rows = at.data_editor[0].value
     i = int(np.flatnonzero(rows["final"].to_numpy() != "attended")[0])
     sn = rows.iloc[i]["student_id"]
-    key = f"review_editor_{populated['session_id']}"
+    key = at.data_editor[0].key
+    assert key.startswith(f"review_editor_{populated['session_id']}_")
     at.session_state[key] = {"edited_rows": {i: {"final": "attended", "reason": "seen in class, face covered"}},
                              "added_rows": [], "deleted_rows": []}
     ok(at.run())
@@ -266,7 +267,8 @@ def test_override_a_status_in_the_review(populated: dict[str, Any]) -> None:
         assert rec.auto_status != "attended"
     # a change without a reason is refused
     rows = at.data_editor[0].value
-    j = int(np.flatnonzero(rows["student_id"].to_numpy() != sn)[0])
+    j = int(np.flatnonzero((rows["student_id"].to_numpy() != sn) & (rows["final"].to_numpy() != "late"))[0])
+    key = at.data_editor[0].key  # a fresh editor after the save (the rows re-sorted)
     at.session_state[key] = {"edited_rows": {j: {"final": "late"}}, "added_rows": [], "deleted_rows": []}
     ok(at.run())
     button(at, "review_save").click()
