@@ -19,7 +19,7 @@ from aas_core.ui.auth import require_user
 from aas_core.ui.enroll import IMAGE_TYPES, decode_uploads
 from aas_core.ui.text import plain
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, session_review, settings
-from aas_core.ui.widgets import flash, pick_course, show_bgr, show_flashes, status_text
+from aas_core.ui.widgets import flash, pick_course, show_bgr, show_flashes
 from aas_core.media.draw import DISPLAY_MAX_SIDE, draw_result
 
 user = require_user(Role.INSTRUCTOR)
@@ -350,10 +350,11 @@ if not review.rows:
     _delete_panel(review.session_id, review.status)
     st.stop()
 
-# A count per status, exceptions first (what needs a look before the statuses are signed off).
-mcols = st.columns(len(live.status_counts(review)))
-for col, (key, label, n) in zip(mcols, live.status_counts(review)):
-    col.metric(status_text(key) if key in live.STATUS_VALUES else label.capitalize(), n)
+# A count per status, exceptions first (what needs a look before the statuses are signed off);
+# badges on one line, which wrap on a phone instead of stacking six metrics.
+BADGE = {"needs_review": "orange", "absent": "red", "late": "orange", "left_early": "violet", "attended": "green",
+         "unknown": "gray"}
+st.markdown(" ".join(f":{BADGE.get(key, 'gray')}-badge[{label} **{n}**]" for key, label, n in live.status_counts(review)))
 
 # Students the decision could not settle (a face too poor to identify, a status resting on seat
 # continuity alone) come first, with why: "absent" for them means "nobody could tell yet".
