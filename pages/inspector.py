@@ -177,8 +177,23 @@ except Exception as exc:  # noqa: BLE001 - missing weights, unknown backend: say
 
 default_thr = course.config.recognition.threshold if course else None
 default_thr = pipeline.threshold if default_thr is None else default_thr
-threshold = sb.slider("Recognition threshold", 0.0, 1.0, float(round(default_thr, 2)), 0.01,
-                      key=f"insp_thr_{course_id}_{pipeline.embedder.name}")
+# The threshold chosen for this course and model lives in its own session key, and the slider is
+# set from it on every run. A slider alone would lose it: when a run stops before the slider (no
+# image while a new one uploads), the browser drops the slider and redraws it at the default
+# value later, while the server still holds the old value for matching (the slider showed 0.42,
+# matching used 0.31).
+thr_key = f"insp_thr_{course_id}_{pipeline.embedder.name}"
+thr_kept = f"{thr_key}_kept"
+
+
+def _keep_threshold() -> None:
+    st.session_state[thr_kept] = st.session_state[thr_key]
+
+
+st.session_state[thr_key] = float(st.session_state.get(thr_kept, round(default_thr, 2)))
+threshold = sb.slider("Recognition threshold", 0.0, 1.0, step=0.01, key=thr_key, on_change=_keep_threshold,
+                      help=f"Cosine similarity a face needs to be named; the default here is "
+                           f"{default_thr:.2f} ({'the course' if course and course.config.recognition.threshold is not None else 'the model'}'s).")
 
 gallery = stages.course_gallery(url, user, course.code, pipeline.embedder.name) if course else None
 if course and gallery is None:

@@ -273,3 +273,68 @@ def test_saved_override_shows_on_the_student_it_was_saved_for(page: Any, server:
     assert shown_rows[target] < min(r for sn, r in shown_rows.items() if after[sn][0] == "attended")
     shot(page, "live_review_after_override")
     shot(page, "live_review_phone", PHONE)
+
+
+# --- bug 3: the Inspector's threshold slider -----------------------------------------------------------
+
+def _jpeg(image: Any, path: Path) -> Path:
+    import cv2
+
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def upload(page: Any, label: str, files: list[Path]) -> None:
+    up = page.locator('[data-testid="stFileUploader"]').filter(has_text=label).first
+    up.locator('input[type="file"]').set_input_files([str(f) for f in files])
+    idle(page)
+
+
+def slider_thumb(page: Any, label: str) -> Any:
+    return page.locator('[data-testid="stSlider"]').filter(has_text=label).first.locator('input[type="range"]')
+
+
+def slider_value(page: Any, label: str) -> float:
+    """The value the slider shows (its thumb's label) and holds (the range input), which must agree."""
+    box = page.locator('[data-testid="stSlider"]').filter(has_text=label).first
+    shown = float(box.locator('[data-testid="stSliderThumbValue"]').inner_text())
+    assert float(slider_thumb(page, label).input_value()) == pytest.approx(shown)
+    return shown
+
+
+def caption_threshold(page: Any) -> float:
+    import re
+
+    text = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="threshold ").first.inner_text()
+    return float(re.search(r"threshold (\d\.\d\d)", text).group(1))
+
+
+def test_inspector_threshold_slider_shows_what_matching_uses(page: Any, server: dict[str, Any],
+                                                            tmp_path: Path) -> None:
+    first = _jpeg(server["snapshots"][0], tmp_path / "first.jpg")
+    second = _jpeg(server["snapshots"][1], tmp_path / "second.jpg")
+    nav(page, "Pipeline Inspector", "Upload an image")
+    upload(page, "Image to inspect", [first])
+    page.get_by_text("Faces and matches").wait_for()
+    start = slider_value(page, "Recognition threshold")
+    assert abs(start - caption_threshold(page)) < 1e-9
+    slider_thumb(page, "Recognition threshold").focus()
+    for _ in range(11):
+        page.keyboard.press("ArrowLeft")
+    idle(page)
+    moved = round(start - 0.11, 2)
+    page.wait_for_function(f"() => document.body.innerText.includes('threshold {moved:.2f}')")
+    assert slider_value(page, "Recognition threshold") == pytest.approx(moved)
+    # remove the image (the page stops before the slider) and upload another one
+    page.locator('[data-testid="stFileUploader"]').filter(has_text="Image to inspect") \
+        .locator('[data-testid="stFileChipDeleteBtn"] button').first.click()
+    page.get_by_text("Upload an image (or pick a stored snapshot").wait_for()
+    idle(page)
+    upload(page, "Image to inspect", [second])
+    page.get_by_text("Faces and matches").wait_for()
+    idle(page)
+    shown, used = slider_value(page, "Recognition threshold"), caption_threshold(page)
+    assert shown == pytest.approx(used), f"the slider shows {shown:.2f}, matching uses {used:.2f}"
+    assert used == pytest.approx(moved)  # the chosen threshold is kept for the next image
+    shot(page, "inspector")
+    shot(page, "inspector_phone", PHONE)
