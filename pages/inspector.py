@@ -17,6 +17,7 @@ from aas_core.db.models import Role
 from aas_core.media.decode import ImageError, decode_image
 from aas_core.services import courses as course_service
 from aas_core.services import in_transaction, privacy
+from aas_core.services.review import box_label
 from aas_core.ui import stages
 from aas_core.ui.auth import require_user
 from aas_core.ui.text import plain
@@ -30,10 +31,12 @@ from aas_core.ui.resources import (
     models_dir,
     settings,
 )
-from aas_core.ui.widgets import show_bgr, show_flashes
+from aas_core.ui.widgets import image_grid, page_slice, show_bgr, show_flashes
 from aas_core.vision.face_quality import camera_advice
 from aas_core.vision.profiles import PROFILES
 
+STAGE_LABEL = {"persons": "Persons", "faces": "Faces", "enhance": "Enhance", "embed": "Embed", "match": "Match",
+               "total": "Total"}
 SOURCE_LABEL = {"person": "inside a person box", "tile": "on a tile", "frame": "on the whole frame"}
 
 user = require_user(Role.INSTRUCTOR)
@@ -212,7 +215,7 @@ result = res.as_pipeline_result()
 t = res.timings_ms
 mc = st.columns(6)
 for col, k in zip(mc, ["persons", "faces", "enhance", "embed", "match", "total"]):
-    col.metric(f"{k} (ms)", f"{t.get(k, 0):.0f}")
+    col.metric(STAGE_LABEL[k], f"{t.get(k, 0):.0f} ms")
 st.caption(f"{plain(img_name)} · {image.shape[1]}×{image.shape[0]} · {len(res.persons)} persons · {len(res.faces)} faces · "
            f"model {res.model_name} · threshold {res.threshold:.2f} · stage times as measured when first computed "
            "(cached results are reused until a knob they depend on changes)")
@@ -223,7 +226,10 @@ if advice:
 
 # --- frame ---------------------------------------------------------------------------------------
 rows = result.face_rows()
-labels = [f"#{r['face']} {r['student']}" if r.get("student") else f"#{r['face']}" for r in rows]
+# names next to ids on the boxes (a reviewer knows faces by name)
+names = {r["student_id"]: r["name"] for r in course_service.roster(url, user, course.code).rows} if course else {}
+labels = [f"#{r['face']} {box_label(str(r['student']), names.get(str(r['student']), ''), 12)}" if r.get("student")
+          else f"#{r['face']}" for r in rows]
 show_bgr(draw_detections(image, res.persons.xyxy if len(res.persons) else None, res.faces.xyxy,
                          list(res.faces.source), labels))
 st.markdown("Face boxes by where they were found: " + " &nbsp; ".join(
@@ -233,29 +239,47 @@ st.markdown("Face boxes by where they were found: " + " &nbsp; ".join(
 # --- match table ------------------------------------------------------------------------------------
 st.subheader("Faces and matches")
 if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = pd.DataFrame(rows)
+    table["source"] = table["source"].map(lambda x: SOURCE_LABEL.get(x, x))
+    if "student" in table:
+        named = table["student"].notna()
+        table["student"] = table["student"].where(named, "")  # "" rather than "None" for unknown faces
+        table.insert(table.columns.get_loc("student") + 1, "name",
+                     table["student"].map(lambda x: names.get(str(x), "") if x else ""))
+        table["similarity"] = [f"{v:.2f}" if ok else "" for v, ok in zip(table["similarity"], named)]
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "face": st.column_config.NumberColumn("Face #", width="small"),
+        "x1": st.column_config.NumberColumn("Left (px)", width="small"),
+        "y1": st.column_config.NumberColumn("Top (px)", width="small"),
+        "size_px": st.column_config.NumberColumn("Size (px)", width="small", help="The face box's shorter side"),
+        "det_score": st.column_config.NumberColumn("Detector score", format="%.2f"),
+        "source": st.column_config.TextColumn("Found"),
+        "enhanced": st.column_config.CheckboxColumn("Enhanced"),
+        "student": st.column_config.TextColumn("Student"),
+        "name": st.column_config.TextColumn("Name"),
+        "similarity": st.column_config.TextColumn("Similarity", help="Of the student the face was matched to"),
+        **{f"top{k}": st.column_config.TextColumn(f"Candidate {k}") for k in range(1, 6)}})
 else:
     st.caption("No faces found: lower the detection threshold or the minimum face size, or try the tiled flow.")
 
 # --- crops -----------------------------------------------------------------------------------------
+CROPS_PER_PAGE = 48  # a crowd photo at low thresholds finds hundreds of faces: one page at a time
 if rows:
     st.subheader("Crops" + (" (original | enhanced)" if any(e is not None for e in res.crops.enhanced) else ""))
-    pairs = [side_by_side(c, e, height=112) for c, e in zip(res.crops.crops, res.crops.enhanced)]
-    caps = [f"#{r['face']} {r['size_px']}px {r['source']}" + (f" → {r['student']} {r['similarity']:.2f}"
-                                                                  if r.get("student") else "") for r in rows]
-    per_row = 6
-    for start in range(0, len(pairs), per_row):
-        cols = st.columns(per_row)
-        for col, img, cap in zip(cols, pairs[start:start + per_row], caps[start:start + per_row]):
-            with col:
-                show_bgr(img, caption=cap)
+    part = page_slice(len(rows), CROPS_PER_PAGE, key=f"insp_crop_page_{img_hash}", label="Crops page")
+    caps = [f"#{r['face']} · {r['size_px']} px · {SOURCE_LABEL.get(r['source'], r['source'])}"
+            + (f" → {r['student']} {r['similarity']:.2f}" if r.get("student") else "") for r in rows]
+    image_grid([(side_by_side(res.crops.crops[i], res.crops.enhanced[i], height=112), caps[i])
+                for i in range(part.start, part.stop)])
     if len(rows) > 1 and res.match is not None:
-        sims = pd.DataFrame({"face": [f"#{r['face']}" for r in rows], "best similarity": [
-            float(res.match.top_similarity[i][0]) if len(res.match.top_similarity[i]) else 0.0
-            for i in range(len(rows))]})
-        fig = px.bar(sims, x="face", y="best similarity", title="Best similarity per face (top-1 candidate)",
-                     height=320)
-        fig.update_xaxes(type="category")
-        fig.update_yaxes(range=[0, 1])
+        sims = pd.DataFrame({"face": [f"#{rows[i]['face']}" for i in range(part.start, part.stop)],
+                             "best similarity": [float(res.match.top_similarity[i][0])
+                                                 if len(res.match.top_similarity[i]) else 0.0
+                                                 for i in range(part.start, part.stop)]})
+        fig = px.bar(sims, x="face", y="best similarity", height=320,
+                     title="Best similarity per face (top-1 candidate)"
+                     + (f", faces {part.start + 1}–{part.stop}" if part.stop - part.start < len(rows) else ""))
+        fig.update_xaxes(type="category", title=None)
+        fig.update_yaxes(range=[0, 1], title="cosine similarity")
         fig.add_hline(y=res.threshold, line_dash="dash", annotation_text=f"threshold {res.threshold:.2f}")
         st.plotly_chart(fig, width="stretch")

@@ -338,3 +338,54 @@ def test_inspector_threshold_slider_shows_what_matching_uses(page: Any, server: 
     assert used == pytest.approx(moved)  # the chosen threshold is kept for the next image
     shot(page, "inspector")
     shot(page, "inspector_phone", PHONE)
+
+
+# --- bug 5: a crowd photo in the Inspector ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, data_dir: Path) -> Path:
+    """A synthetic lecture hall with 120 faces (28-56 px) from the dev identities."""
+    from aas_core.tools.synthetic import list_identities, make_scene, scrfd_locator
+
+    ids = list_identities(data_dir / "faces_dev")
+    people = [(n, p) for n in sorted(ids) for p in ids[n][:3]][:120]
+    scene = make_scene(people, scrfd_locator(models_dir), size_range=(28, 56), seed=5)
+    return _jpeg(scene.image, tmp_path_factory.mktemp("crowd") / "crowd.jpg")
+
+
+def crop_images(page: Any) -> list[str]:
+    return page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] img')]
+        .map(e => e.getAttribute('src') || '').filter(s => s.startsWith('data:image'))""")
+
+
+def test_inspector_pages_the_crops_of_a_crowd_and_fetches_no_missing_media(page: Any, crowd: Path) -> None:
+    nav(page, "Pipeline Inspector", "Upload an image")
+    upload(page, "Image to inspect", [crowd])
+    page.get_by_text("Faces and matches").wait_for()
+    idle(page)
+    faces = int(page.get_by_text(" faces · model ").first.inner_text().split(" faces · model ")[0].split("·")[-1])
+    assert faces > 48, f"the crowd scene should have more faces than one page: {faces}"
+    shown = page.locator('[data-testid="stMain"] img').count()
+    assert shown <= 48 + 1, f"{shown} images on the page (48 crops and the annotated frame at most)"
+    first = crop_images(page)
+    assert len(first) == 48, len(first)
+    page.get_by_text(f"1–48 of {faces}").wait_for()
+    # the next page: other crops, still one page of them
+    page.get_by_label("Crops page", exact=False).fill("2")
+    page.keyboard.press("Enter")
+    page.get_by_text(f"49–{min(96, faces)} of {faces}").wait_for()
+    idle(page)
+    second = crop_images(page)
+    assert 0 < len(second) <= 48 and second != first
+    # move the threshold while crops are shown, and scroll through the page: no missing media file
+    slider_thumb(page, "Recognition threshold").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")
+    idle(page)
+    for _ in range(40):
+        page.mouse.wheel(0, 800)
+        page.wait_for_timeout(50)
+    page.wait_for_timeout(1500)
+    assert page.media_404 == [], page.media_404[:5]
+    shot(page, "inspector_crowd")
+    shot(page, "inspector_crowd_phone", PHONE)
