@@ -213,9 +213,10 @@ result = res.as_pipeline_result()
 
 # --- timings -----------------------------------------------------------------------------------
 t = res.timings_ms
-mc = st.columns(6)
-for col, k in zip(mc, ["persons", "faces", "enhance", "embed", "match", "total"]):
-    col.metric(STAGE_LABEL[k], f"{t.get(k, 0):.0f} ms")
+# one line (six metrics would stack into a screenful on a phone)
+st.markdown("**Time per stage** " + " ".join(
+    f":{'blue' if k == 'total' else 'gray'}-badge[{STAGE_LABEL[k]} {t.get(k, 0):.0f} ms]"
+    for k in ["persons", "faces", "enhance", "embed", "match", "total"]))
 st.caption(f"{plain(img_name)} · {image.shape[1]}×{image.shape[0]} · {len(res.persons)} persons · {len(res.faces)} faces · "
            f"model {res.model_name} · threshold {res.threshold:.2f} · stage times as measured when first computed "
            "(cached results are reused until a knob they depend on changes)")
