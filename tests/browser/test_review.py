@@ -389,3 +389,31 @@ def test_inspector_pages_the_crops_of_a_crowd_and_fetches_no_missing_media(page:
     assert page.media_404 == [], page.media_404[:5]
     shot(page, "inspector_crowd")
     shot(page, "inspector_crowd_phone", PHONE)
+
+
+# --- bug 6: a duplicate course code ---------------------------------------------------------------------
+
+def test_a_duplicate_course_code_keeps_what_was_typed(page: Any) -> None:
+    nav(page, "Courses", "Course to edit")
+    page.get_by_text("New course").first.click()
+    form = page.locator('[data-testid="stForm"]').filter(has_text="Create course")
+    form.get_by_role("textbox", name="Code", exact=True).fill("CS101")  # exists already
+    form.get_by_role("textbox", name="Name", exact=True).fill("Computer Science, second try")
+    form.get_by_role("textbox", name="Room", exact=True).fill("B-204")
+    form.get_by_role("button", name="Create course").click()
+    page.get_by_text("already exists").first.wait_for()
+    idle(page)
+    assert form.get_by_role("textbox", name="Code", exact=True).input_value() == "CS101"
+    assert form.get_by_role("textbox", name="Name", exact=True).input_value() == "Computer Science, second try"
+    assert form.get_by_role("textbox", name="Room", exact=True).input_value() == "B-204"
+    # fixing the code creates the course, and the form starts empty again
+    form.get_by_role("textbox", name="Code", exact=True).fill("CS102")
+    form.get_by_role("button", name="Create course").click()
+    page.locator('[data-testid="stDataFrame"] td', has_text="CS102").first.wait_for(state="attached")
+    idle(page)
+    assert page.locator('[data-testid="stForm"]').filter(has_text="Create course") \
+        .get_by_role("textbox", name="Code", exact=True).input_value() == ""
+    page.get_by_role("tab", name="Capture plan & rules").click()
+    page.get_by_text("Use the model's calibrated default").wait_for()
+    shot(page, "courses_plan")
+    shot(page, "courses_plan_phone", PHONE)
