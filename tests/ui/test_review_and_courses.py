@@ -118,3 +118,79 @@ def test_review_puts_exceptions_first_with_counts_and_names(populated: dict[str,
 
     assert box_label("s1006", "Ana Lima") == "s1006 Ana Lima"
     assert box_label("s1006", "A very long name indeed, longer than fits").endswith("…")
+
+
+# --- items 10 and 11 on the pages -----------------------------------------------------------------------------
+
+def test_admin_records_consent_for_many_students_from_a_csv(tmp_path: Path) -> None:
+    from aas_core.db import repo, session_scope
+
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    admin = make_user(url, "admin", "admin")
+    with session_scope(url) as s:
+        for i in range(12):
+            repo.add_student(s, f"s{1000 + i}", f"Student {i}")
+    at = ok(page("students.py", admin).run())
+    at.file_uploader(key="consent_csv").set_value(
+        ("forms.csv", b"student_id,signed_on,reference\n" + b"".join(
+            f"s{1000 + i},2026-01-1{i % 10},form {i}\n".encode() for i in range(10)) + b"s1010,bad,x\n", "text/csv"))
+    ok(at.run())
+    assert any("line 12" in e.value and "not a date" in e.value for e in at.error)
+    button(at, "consent_csv_record").click()
+    ok(at.run())
+    with session_scope(url) as s:
+        consented = {x.student_number: x.consent_reference for x in repo.list_students(s) if x.has_consent}
+    assert consented == {f"s{1000 + i}": f"form {i}" for i in range(10)}
+    # the list filters: 2 without consent, search by name
+    at.button_group(key="students_filters").set_value(["no_consent"])
+    ok(at.run())
+    assert list(at.dataframe[0].value["student_id"]) == ["s1010", "s1011"]
+    at.text_input(key="students_query").input("Student 11")
+    ok(at.run())
+    assert list(at.dataframe[0].value["student_id"]) == ["s1011"]
+
+
+def test_an_instructor_is_told_who_records_consent(populated: dict[str, Any]) -> None:
+    from aas_core.db import repo, session_scope
+
+    with session_scope(populated["url"]) as s:
+        repo.get_student(s, populated["students"][0]).consent_given_at = None
+    at = page("students.py", users(populated["url"])["teach"])
+    at.session_state["students_pick"] = populated["students"][0]
+    ok(at.run())
+    shown = texts(at)
+    assert "An administrator records it from the signed form" in shown
+    assert "Record consent first." not in shown
+    assert not [b for b in at.button if b.key == "give_consent"]
+
+
+def test_edit_a_students_name_on_the_page(populated: dict[str, Any]) -> None:
+    from aas_core.db import repo, session_scope
+
+    sn = populated["students"][1]
+    at = page("students.py", users(populated["url"])["teach"])
+    at.session_state["students_pick"] = sn
+    ok(at.run())
+    at.text_input(key=f"edit_name_{sn}").input("Corrected Name")
+    at.text_input(key=f"edit_email_{sn}").input("corrected@school.test")
+    button(at, "Save name and e-mail").click()
+    ok(at.run())
+    with session_scope(populated["url"]) as s:
+        st_ = repo.get_student(s, sn)
+        assert (st_.name, st_.email) == ("Corrected Name", "corrected@school.test")
+
+
+def test_delete_a_session_from_the_review(populated: dict[str, Any]) -> None:
+    from aas_core.db import session_scope
+    from aas_core.db.models import ClassSession
+
+    sid = populated["session_id"]
+    at = ok(page("live_session.py", users(populated["url"])["teach"]).run())
+    assert button(at, "session_delete").disabled  # needs the session number typed
+    at.text_input(key=f"del_confirm_{sid}").input(str(sid))
+    ok(at.run())
+    button(at, "session_delete").click()
+    ok(at.run())
+    with session_scope(populated["url"]) as s:
+        assert s.get(ClassSession, sid) is None
+    assert "No session of this course yet" in texts(at)
