@@ -165,8 +165,9 @@ with tab_roster:
     st.markdown(f"**{len(roster_rows)} students on the roster of {plain(course.code)}**")
     if roster_rows:
         st.dataframe(roster_rows, hide_index=True, width="stretch", column_config={
-            "consent": st.column_config.CheckboxColumn("Consent"),
-            "samples": st.column_config.NumberColumn("Face samples", help="Accepted enrollment photos")})
+            "student_id": st.column_config.TextColumn("Student ID"), "name": st.column_config.TextColumn("Name"),
+            "email": st.column_config.TextColumn("E-mail"), "consent": st.column_config.CheckboxColumn("Consent"),
+            "samples": st.column_config.NumberColumn("Face photos", help="Accepted enrollment photos")})
         missing = [r["student_id"] for r in roster_rows if not r["consent"] or r["samples"] == 0]
         if missing:
             st.warning(f"{len(missing)} student(s) cannot be recognised yet (no consent or no face samples): "
@@ -209,10 +210,10 @@ with tab_roster:
             if parsed.errors:
                 st.error(f"{len(parsed.errors)} row(s) cannot be imported:\n\n" + plain_lines(parsed.errors[:50]))
             if parsed.rows:
-                st.dataframe([{"line": r.line, "student_id": r.student_id, "name": r.name, "email": r.email or ""}
+                st.dataframe([{"Line": r.line, "Student ID": r.student_id, "Name": r.name, "E-mail": r.email or ""}
                               for r in parsed.rows], hide_index=True, width="stretch", height=200)
-                st.caption("Imported students have no recorded consent yet: record it on **Students** "
-                           "before enrolling photos.")
+                st.caption("Imported students have no recorded consent yet: an administrator records the signed "
+                           "forms on **Students** (many at once), or each student gives it on their own page.")
                 if st.button(f"Import {len(parsed.rows)} valid row(s) into {plain(course.code)}", type="primary",
                              key="roster_import"):
                     res = svc.import_roster(url, user, course.code, parsed.rows)

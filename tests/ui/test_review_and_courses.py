@@ -6,10 +6,12 @@ order and names."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from tests.ui.test_pages_apptest import _env  # noqa: F401 - autouse: the environment of the page tests
 from tests.ui.test_pages_apptest import COURSE, _clear_caches, button, make_user, ok, page, texts, users
@@ -194,3 +196,26 @@ def test_delete_a_session_from_the_review(populated: dict[str, Any]) -> None:
     with session_scope(populated["url"]) as s:
         assert s.get(ClassSession, sid) is None
     assert "No session of this course yet" in texts(at)
+
+
+# --- item 15: plain words ----------------------------------------------------------------------------------------
+
+RAW_NAMES = re.compile(r"\b[a-z]+_(?:s|px|deg|at|id|status|rate)\b|left_early|capture_plan|config\.[a-z]+|\bNone\b")
+
+
+def _words(at: AppTest) -> str:
+    """What a person reads outside the tables (tables have their own column labels): text, labels, options."""
+    parts = [str(e.value) for coll in (at.title, at.header, at.subheader, at.markdown, at.caption, at.info,
+                                       at.warning, at.error, at.success) for e in coll]
+    parts += [w.label for coll in (at.button, at.checkbox, at.selectbox, at.multiselect, at.slider, at.number_input,
+                                   at.text_input, at.radio, at.toggle) for w in coll]
+    parts += [str(o) for coll in (at.selectbox, at.multiselect, at.radio) for w in coll for o in w.options]
+    # `code` spans name a file format's columns on purpose (the roster CSV's header)
+    return re.sub(r"`[^`]*`", "", "\n".join(parts))
+
+
+@pytest.mark.parametrize("name", ["live_session.py", "courses.py", "students.py", "trends.py"])
+def test_pages_use_plain_words(name: str, populated: dict[str, Any]) -> None:
+    at = ok(page(name, users(populated["url"])["teach"]).run())
+    found = sorted(set(RAW_NAMES.findall(_words(at))))
+    assert not found, f"raw field names on {name}: {found}"
