@@ -385,7 +385,7 @@ else:
         for i, r in enumerate(last):
             with cols[i % 4]:
                 if r["thumb"]:
-                    st.image(r["thumb"], width="stretch")
+                    st.image(r["thumb"], width=180)
                 if r["accepted"]:
                     st.markdown(f":green[:material/check_circle:] **{plain(r['name'])}** accepted")
                 elif r.get("status") == "pending":
@@ -399,7 +399,7 @@ else:
                 if f:
                     st.caption(figure_text(f))
 
-# gallery ---------------------------------------------------------------------------------------
+# gallery (photos at most 160 px wide: on a phone the columns stack and a full-width face fills the screen)
 photos = detail.photos
 st.markdown(f"#### Enrolled photos ({len(photos)})")
 if not photos:
@@ -410,8 +410,8 @@ else:
         with cols[i % 6]:
             data = _thumb(url, user, x.id, x.image_path) if x.image_path else None
             if data:
-                st.image(data, width="stretch")
-            st.caption(f":green[accepted] · {x.source} · {x.face_px or 0:.0f}px · blur {x.blur or 0:.0f} · "
+                st.image(data, width=160)
+            st.caption(f":green[accepted] · {x.source} · face {x.face_px or 0:.0f} px · sharpness {x.blur or 0:.0f} · "
                        f"{x.created_at:%Y-%m-%d}")
             if st.button("Delete", key=f"del_sample_{x.id}"):
                 svc.delete_sample(url, store, user, x.id)
@@ -428,7 +428,7 @@ if detail.held:
         with cols[i % 6]:
             data = _thumb(url, user, x.id, x.image_path) if x.image_path else None
             if data:
-                st.image(data, width="stretch")
+                st.image(data, width=160)
             st.caption(f":orange[pending] · {x.source} · {x.created_at:%Y-%m-%d}: {plain(x.reason or '')}")
             if st.button("Delete", key=f"del_sample_{x.id}"):
                 svc.delete_sample(url, store, user, x.id)

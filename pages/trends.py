@@ -70,7 +70,9 @@ TABLE_LABELS = {
     "overridden": st.column_config.CheckboxColumn("Overridden"),
     "overridden_by": st.column_config.TextColumn("Overridden by"),
     "override_reason": st.column_config.TextColumn("Reason"), "presence": st.column_config.TextColumn("Seen"),
-    "sessions": st.column_config.NumberColumn("Sessions"), "left_early": st.column_config.NumberColumn("Left early"),
+    "sessions": st.column_config.NumberColumn("Sessions"), "attended": st.column_config.NumberColumn("Attended"),
+    "late": st.column_config.NumberColumn("Late"), "left_early": st.column_config.NumberColumn("Left early"),
+    "absent": st.column_config.NumberColumn("Absent"),
     "overrides": st.column_config.NumberColumn("Overrides"), "last_status": st.column_config.TextColumn("Last status"),
 }
 
@@ -152,8 +154,8 @@ st.subheader("Per student")
 st.dataframe(summary.replace({"last_status": STATUS_WORDS}), hide_index=True, width="stretch", column_config={
     **TABLE_LABELS,
     "rate": st.column_config.ProgressColumn("Attendance", format="percent", min_value=0, max_value=1),
-    "late_rate": st.column_config.NumberColumn("Late (share)", format="percent"),
-    "left_early_rate": st.column_config.NumberColumn("Left early (share)", format="percent")})
+    "late_rate": st.column_config.NumberColumn("Late %", format="percent"),
+    "left_early_rate": st.column_config.NumberColumn("Left early %", format="percent")})
 with st.expander(f"All {len(df)} records"):
     st.dataframe(df.replace({"auto_status": STATUS_WORDS, "final_status": STATUS_WORDS}), hide_index=True, width="stretch", column_config={
         **TABLE_LABELS, "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm"),

@@ -99,7 +99,7 @@ def visible_students(url: str, user: AuthUser) -> StudentList:
 FILTERS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
     "no_consent": ("no consent", lambda r: not r["consent"]),
     "no_photos": ("no photos", lambda r: r["samples"] == 0),
-    "pending": ("photos pending review", lambda r: r["held"] > 0),
+    "pending": ("pending review", lambda r: r["held"] > 0),
 }
 
 

@@ -417,3 +417,21 @@ def test_a_duplicate_course_code_keeps_what_was_typed(page: Any) -> None:
     page.get_by_text("Use the model's calibrated default").wait_for()
     shot(page, "courses_plan")
     shot(page, "courses_plan_phone", PHONE)
+
+
+# --- layout at desktop and phone sizes ------------------------------------------------------------------------
+
+def test_changed_pages_at_desktop_and_phone_sizes(page: Any) -> None:
+    """Students (search, filters, paging, consent) and Trends (session axis): looked at in the screenshots."""
+    nav(page, "Students", "Search by id or name")
+    page.get_by_text("Edit name and e-mail").first.wait_for()
+    shot(page, "students")
+    shot(page, "students_phone", PHONE)
+    nav(page, "Attendance Trends", "Attendance rate per session")
+    page.get_by_text("Final status per student and session").first.wait_for()
+    page.wait_for_timeout(1000)
+    ticks = page.evaluate("() => [...document.querySelectorAll('.xtick text')].map(t => t.textContent)")
+    assert any("CS101 #" in t for t in ticks), ticks  # sessions on the axis, not hours of a day
+    shot(page, "trends")
+    shot(page, "trends_phone", PHONE)
+    assert page.locator('[data-testid="stException"]').count() == 0
