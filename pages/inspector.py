@@ -194,9 +194,10 @@ def _keep_threshold() -> None:
 
 
 st.session_state[thr_key] = float(st.session_state.get(thr_kept, round(default_thr, 2)))
+whose = "the course's" if course and course.config.recognition.threshold is not None else "the model's"
 threshold = sb.slider("Recognition threshold", 0.0, 1.0, step=0.01, key=thr_key, on_change=_keep_threshold,
-                      help=f"Cosine similarity a face needs to be named; the default here is "
-                           f"{default_thr:.2f} ({'the course' if course and course.config.recognition.threshold is not None else 'the model'}'s).")
+                      help=f"Cosine similarity a face needs to be named; the default here is {default_thr:.2f} "
+                           f"({whose}).")
 
 gallery = stages.course_gallery(url, user, course.code, pipeline.embedder.name) if course else None
 if course and gallery is None:

@@ -354,7 +354,8 @@ if not review.rows:
 # badges on one line, which wrap on a phone instead of stacking six metrics.
 BADGE = {"needs_review": "orange", "absent": "red", "late": "orange", "left_early": "violet", "attended": "green",
          "unknown": "gray"}
-st.markdown(" ".join(f":{BADGE.get(key, 'gray')}-badge[{label} **{n}**]" for key, label, n in live.status_counts(review)))
+st.markdown(" ".join(f":{BADGE.get(key, 'gray')}-badge[{label} **{n}**]"
+                     for key, label, n in live.status_counts(review)))
 
 # Students the decision could not settle (a face too poor to identify, a status resting on seat
 # continuity alone) come first, with why: "absent" for them means "nobody could tell yet".
@@ -417,7 +418,8 @@ edited = st.data_editor(
         "student_id": st.column_config.TextColumn("Student", width="small"),
         "name": st.column_config.TextColumn("Name", width="medium"),
         "auto": st.column_config.TextColumn("Automatic", width="small"),
-        "presence": st.column_config.TextColumn("Seen", help="✓ seen · ✗ not seen · – no evidence (snapshot missing, or could not tell)"),
+        "presence": st.column_config.TextColumn("Seen", help="✓ seen · ✗ not seen · – no evidence (snapshot "
+                                                             "missing, or could not tell)"),
         **image_cols,
         "similarity": st.column_config.TextColumn("Similarity", help="Per snapshot (cosine, 0–1)"),
         "review": st.column_config.TextColumn("Needs review", help="Why the automatic status is uncertain"),

@@ -31,8 +31,9 @@ is_student = user.role == Role.STUDENT and not user.is_admin
 st.title(":material/school: " + ("My photos & consent" if is_student else "Students"))
 STUDENTS_PER_PAGE = 50
 #: Enrollment figures in words, with units (never "roll_deg -0").
-FIGURE_TEXT = {"face_px": ("face", "{:.0f} px"), "blur": ("sharpness", "{:.0f}"), "det_score": ("detector", "{:.2f}"),
-               "yaw": ("turned", "{:+.2f}"), "roll_deg": ("tilt", "{:.0f}°"), "similarity": ("like own photos", "{:.2f}")}
+FIGURE_TEXT = {"face_px": ("face", "{:.0f} px"), "blur": ("sharpness", "{:.0f}"),
+               "det_score": ("detector", "{:.2f}"), "yaw": ("turned", "{:+.2f}"), "roll_deg": ("tilt", "{:.0f}°"),
+               "similarity": ("like own photos", "{:.2f}")}
 
 
 def figure_text(figures: dict[str, float]) -> str:

@@ -157,7 +157,8 @@ st.dataframe(summary.replace({"last_status": STATUS_WORDS}), hide_index=True, wi
     "late_rate": st.column_config.NumberColumn("Late %", format="percent"),
     "left_early_rate": st.column_config.NumberColumn("Left early %", format="percent")})
 with st.expander(f"All {len(df)} records"):
-    st.dataframe(df.replace({"auto_status": STATUS_WORDS, "final_status": STATUS_WORDS}), hide_index=True, width="stretch", column_config={
+    st.dataframe(df.replace({"auto_status": STATUS_WORDS, "final_status": STATUS_WORDS}), hide_index=True,
+                 width="stretch", column_config={
         **TABLE_LABELS, "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm"),
         "best_similarity": st.column_config.NumberColumn("Best similarity", format="%.2f")})
 

@@ -103,7 +103,8 @@ FILTERS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
 }
 
 
-def filter_students(rows: Sequence[dict[str, Any]], filters: Iterable[str] = (), query: str = "") -> list[dict[str, Any]]:
+def filter_students(rows: Sequence[dict[str, Any]], filters: Iterable[str] = (),
+                    query: str = "") -> list[dict[str, Any]]:
     """The rows that pass every chosen filter and whose id or name contains ``query`` (any case)."""
     q = query.strip().casefold()
     tests = [FILTERS[f][1] for f in filters]

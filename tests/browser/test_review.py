@@ -135,7 +135,8 @@ def shot(page: Any, name: str, viewport: dict[str, int] = WIDE) -> Path:
         "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
         "[data-testid=\"stAppViewContainer\"], [data-testid=\"stMainBlockContainer\"]')]"
         ".map(e => e.scrollHeight), document.body.scrollHeight)")
-    page.set_viewport_size({"width": viewport["width"], "height": min(12000, max(viewport["height"], int(height) + 80))})
+    page.set_viewport_size({"width": viewport["width"],
+                            "height": min(12000, max(viewport["height"], int(height) + 80))})
     page.wait_for_timeout(700)
     path = SHOTS / f"h13b_{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -234,7 +235,8 @@ def db_finals(url: str) -> dict[str, tuple[str, str | None]]:
 
 # --- bug 1: the review grid ----------------------------------------------------------------------------
 
-FINAL, REASON = 9, 10  # columns of the review grid: student, name, automatic, seen, S1-S3, similarity, review, final, reason
+# columns of the review grid: student, name, automatic, seen, S1-S3, similarity, review, final, reason
+FINAL, REASON = 9, 10
 
 
 def test_saved_override_shows_on_the_student_it_was_saved_for(page: Any, server: dict[str, Any]) -> None:
