@@ -75,8 +75,8 @@ def _model_files(mdir: str) -> dict[str, list[tuple[str, str | None]]]:
 
 courses = course_service.list_courses(url, user)
 snaps = in_transaction(url, privacy.stored_snapshots, user, limit=60)
-codes = {c.id: c.code for c in courses}
-course_ids = list(codes)
+codes = {c.id: c.code for c in courses}  # every course: stored snapshots of archived ones keep their label
+course_ids = [c.id for c in courses if not c.archived]  # galleries to match against: active courses
 
 # --- sidebar: image source and every knob -------------------------------------------------------
 sb = st.sidebar
