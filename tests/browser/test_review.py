@@ -210,9 +210,10 @@ def edit_cell(page: Any, col: int, row: int, *, option: str | None = None, text:
             if option is not None:
                 page.get_by_role("option", name=option, exact=True).click(timeout=5000)
             else:
-                page.locator("textarea.gdg-input").wait_for(timeout=5000)
-                page.keyboard.type(text or "")
-                page.keyboard.press("Enter")
+                box = page.locator("textarea.gdg-input")
+                box.wait_for(timeout=5000)
+                box.fill(text or "")  # into the editor itself (the keyboard focus may lag behind it)
+                box.press("Enter")
         except Exception:  # noqa: BLE001 - the grid redrew before the editor opened
             page.keyboard.press("Escape")
             continue
