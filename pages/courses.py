@@ -6,12 +6,13 @@ import streamlit as st
 
 from aas_core.db.models import Role
 from aas_core.domain.attendance import Status
-from aas_core.domain.course_config import ConfigError, PlanConfig, RecognitionConfig
+from aas_core.domain.course_config import ConfigError, RecognitionConfig
 from aas_core.services import courses as svc
 from aas_core.services.auth import AccessDenied
 from aas_core.services.roster import RosterFileError, parse_roster_csv
 from aas_core.ui.auth import require_user
-from aas_core.ui.resources import database_url, settings
+from aas_core.services.review import status_label
+from aas_core.ui.resources import base_config, database_url, settings
 from aas_core.ui.text import plain, plain_lines
 from aas_core.ui.widgets import flash, pick_course, show_flashes
 
@@ -22,10 +23,15 @@ cfg = settings()
 st.title(":material/menu_book: Courses")
 
 # --- list + create ---------------------------------------------------------------------------
-courses = svc.list_courses(url, user)
-rows = [{"code": c.code, "name": c.name, "schedule": c.schedule or "", "room": c.room or "",
-         "instructor": c.instructor or "—", "students": c.students, "camera": c.config.camera or "—",
-         "threshold": str(c.config.recognition.threshold if c.config.recognition.threshold is not None else "default")}
+all_courses = svc.list_courses(url, user)
+archived = [c for c in all_courses if c.archived]
+show_archived = bool(archived) and st.toggle(f"Show archived courses ({len(archived)})", key="courses_show_archived")
+courses = [c for c in all_courses if show_archived or not c.archived]
+rows = [{"code": c.code + (" (archived)" if c.archived else ""), "name": c.name, "schedule": c.schedule or "",
+         "room": c.room or "", "instructor": c.instructor or "—", "students": c.students,
+         "camera": c.config.camera or "—",
+         "threshold": (f"{c.config.recognition.threshold:.2f}" if c.config.recognition.threshold is not None
+                       else "model's default")}
         for c in courses]
 instructors = svc.instructors(url, user)
 
@@ -41,16 +47,19 @@ if rows:
                                                  help="Recognition threshold; 'default' = the model's calibrated one")})
 else:
     st.info("No courses yet: create the first one below.")
-with st.expander("New course", expanded=not rows, icon=":material/add:"), st.form("new_course", clear_on_submit=True):
-    code = st.text_input("Code", placeholder="CS101", key="new_code")
-    name = st.text_input("Name", placeholder="Introduction to Computer Science", key="new_name")
+# Not clear_on_submit: a refused course (a duplicate code) keeps what was typed. After a course is
+# created the form starts empty through new widget keys (a generation number).
+new_gen = st.session_state.setdefault("new_course_gen", 0)
+with st.expander("New course", expanded=not all_courses, icon=":material/add:"), st.form("new_course"):
+    code = st.text_input("Code", placeholder="CS101", key=f"new_code_{new_gen}")
+    name = st.text_input("Name", placeholder="Introduction to Computer Science", key=f"new_name_{new_gen}")
     c1, c2 = st.columns(2)
-    schedule = c1.text_input("Schedule", placeholder="Mon 09:00-10:30", key="new_schedule")
-    room = c2.text_input("Room", placeholder="B-204", key="new_room")
+    schedule = c1.text_input("Schedule", placeholder="Mon 09:00-10:30", key=f"new_schedule_{new_gen}")
+    room = c2.text_input("Room", placeholder="B-204", key=f"new_room_{new_gen}")
     instructor_id = user.instructor_id
     if user.is_admin:
         options = [None, *instructors]
-        instructor_id = st.selectbox("Instructor", options, key="new_instructor",
+        instructor_id = st.selectbox("Instructor", options, key=f"new_instructor_{new_gen}",
                                      format_func=lambda i: "— none —" if i is None else instructors[i])
     if st.form_submit_button("Create course", type="primary"):
         if not code.strip():
@@ -59,18 +68,20 @@ with st.expander("New course", expanded=not rows, icon=":material/add:"), st.for
             try:
                 svc.create_course(url, user, cfg, code, name or code, schedule=schedule, room=room,
                                   instructor_id=instructor_id)
+            except ValueError as exc:
+                st.error(f"{plain(exc)} — nothing was created; change the code and try again.")
+            else:
                 st.session_state["aas_course"] = code.strip()
+                st.session_state["new_course_gen"] = new_gen + 1
                 flash(f"Course {plain(code.strip())} created")
                 st.rerun()
-            except ValueError as exc:
-                st.error(plain(exc))
 
 
-if not courses:
+if not all_courses:
     st.stop()
 
 st.divider()
-picked = pick_course(courses, key="courses_pick", label="Course to edit")
+picked = pick_course(all_courses, key="courses_pick", label="Course to edit")
 assert picked is not None
 try:
     course = svc.get_course(url, user, picked.code)
@@ -96,7 +107,7 @@ def _saved(save) -> list[str] | None:  # type: ignore[no-untyped-def]
         st.error(plain(exc))
         return None
     except ConfigError as exc:
-        st.error(f"Not saved: {plain(exc)}")
+        st.error(f"Not saved: {plain(svc.readable_config_error(exc))}")
         return None
     st.session_state[VERSION_KEY] = new_version
     return changed
@@ -107,6 +118,16 @@ def _save_config(config) -> list[str] | None:  # type: ignore[no-untyped-def]
         _, changed, new_version = svc.update_config(url, user, course.code, config=config, expected_version=version)
         return changed, new_version
     return _saved(save)
+
+
+@st.dialog("Archive the course?")
+def _archive_dialog(code: str) -> None:
+    st.write(f"**{plain(code)}** keeps every session, attendance record and its roster; it is hidden from "
+             "Live Session and the Inspector until brought back.")
+    if st.button("Archive", type="primary", key="course_archive"):
+        svc.archive_course(url, user, code, archived=True)
+        flash(f"{plain(code)} archived", ":material/inventory_2:")
+        st.rerun()
 
 
 # --- details ----------------------------------------------------------------------------------
@@ -125,8 +146,18 @@ with tab_details, st.form("course_details"):
         changed = _saved(lambda v: svc.update_details(url, user, course.code, expected_version=v, name=name,
                                                       schedule=schedule, room=room, **changes))
         if changed is not None:
-            flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
+            flash(f"Saved {svc.changed_text(changed)}" if changed else "Nothing changed", ":material/save:")
             st.rerun()
+with tab_details:
+    if course.archived:
+        st.info("This course is archived: its sessions and records are kept, and it is not offered for new "
+                "sessions.", icon=":material/inventory_2:")
+        if st.button("Bring back from the archive", key="course_unarchive"):
+            svc.archive_course(url, user, course.code, archived=False)
+            flash(f"{plain(course.code)} is active again", ":material/unarchive:")
+            st.rerun()
+    elif st.button("Archive this course…", key="course_archive_open"):
+        _archive_dialog(course.code)
 
 # --- roster -----------------------------------------------------------------------------------
 with tab_roster:
@@ -135,8 +166,9 @@ with tab_roster:
     st.markdown(f"**{len(roster_rows)} students on the roster of {plain(course.code)}**")
     if roster_rows:
         st.dataframe(roster_rows, hide_index=True, width="stretch", column_config={
-            "consent": st.column_config.CheckboxColumn("Consent"),
-            "samples": st.column_config.NumberColumn("Face samples", help="Accepted enrollment photos")})
+            "student_id": st.column_config.TextColumn("Student ID"), "name": st.column_config.TextColumn("Name"),
+            "email": st.column_config.TextColumn("E-mail"), "consent": st.column_config.CheckboxColumn("Consent"),
+            "samples": st.column_config.NumberColumn("Face photos", help="Accepted enrollment photos")})
         missing = [r["student_id"] for r in roster_rows if not r["consent"] or r["samples"] == 0]
         if missing:
             st.warning(f"{len(missing)} student(s) cannot be recognised yet (no consent or no face samples): "
@@ -179,10 +211,10 @@ with tab_roster:
             if parsed.errors:
                 st.error(f"{len(parsed.errors)} row(s) cannot be imported:\n\n" + plain_lines(parsed.errors[:50]))
             if parsed.rows:
-                st.dataframe([{"line": r.line, "student_id": r.student_id, "name": r.name, "email": r.email or ""}
+                st.dataframe([{"Line": r.line, "Student ID": r.student_id, "Name": r.name, "E-mail": r.email or ""}
                               for r in parsed.rows], hide_index=True, width="stretch", height=200)
-                st.caption("Imported students have no recorded consent yet: record it on **Students** "
-                           "before enrolling photos.")
+                st.caption("Imported students have no recorded consent yet: an administrator records the signed "
+                           "forms on **Students** (many at once), or each student gives it on their own page.")
                 if st.button(f"Import {len(parsed.rows)} valid row(s) into {plain(course.code)}", type="primary",
                              key="roster_import"):
                     res = svc.import_roster(url, user, course.code, parsed.rows)
@@ -196,54 +228,77 @@ with tab_roster:
 with tab_plan:
     config = course.config
     plan, rules, rec = config.plan, config.rules, config.recognition
-    with st.form("course_plan"):
-        st.markdown("**Capture plan** — first snapshot at *t1*, the next *t2* later, the last at a random "
-                    "moment before the end.")
-        c1, c2, c3, c4 = st.columns(4)
-        n = c1.number_input("Snapshots", 1, 10, plan.snapshots)
-        t1 = c2.number_input("t1 (min)", 0.0, 600.0, plan.first_after_s / 60, step=1.0)
-        t2 = c3.number_input("t2 (min)", 0.0, 600.0, plan.second_after_s / 60, step=1.0)
-        length = c4.number_input("Session length (min)", 1.0, 900.0, plan.session_length_s / 60, step=5.0)
-        st.markdown("**Recognition threshold** (cosine similarity; higher = fewer false matches, more misses)")
-        use_default = st.checkbox("Use the model's calibrated default", value=rec.threshold is None)
-        thr_value = st.slider("Threshold", 0.0, 1.0, rec.threshold if rec.threshold is not None else 0.4, 0.01)
-        if rec.source:
-            st.caption(f"Set from: {plain(rec.source)} (model {plain(rec.model or 'any')})")
-        st.markdown("**Status rules**")
-        r1, r2, r3 = st.columns(3)
-        gaps = r1.number_input("Tolerated missed snapshots in between", 0, 9, rules.tolerate_gaps)
-        statuses = [x.value for x in Status]
-        middle = r2.selectbox("Seen only in between (late + left early)", statuses,
-                              index=statuses.index(rules.middle_only.value))
-        interrupted = r3.selectbox("Left and came back", statuses, index=statuses.index(rules.interrupted.value))
-        r4, r5 = st.columns(2)
-        min_frac = r4.slider("Absent if seen in fewer than this share of snapshots", 0.0, 1.0,
-                             float(rules.min_present_fraction), 0.05)
-        min_conf = r5.slider("Ignore sightings below this similarity (no evidence)", 0.0, 1.0,
-                             float(rules.min_confidence), 0.01)
-        if st.form_submit_button("Save plan and rules", type="primary"):
-            if use_default:
-                new_rec = RecognitionConfig()
-            elif rec.threshold is not None and abs(thr_value - rec.threshold) < 1e-9:
-                new_rec = rec  # unchanged: keep where it came from
-            else:
-                new_rec = RecognitionConfig(threshold=round(thr_value, 4), source=f"set by {user.username}")
-            try:
-                new = config.with_values(
-                    plan=PlanConfig(snapshots=int(n), first_after_s=t1 * 60, second_after_s=t2 * 60,
-                                    session_length_s=length * 60, margin_s=plan.margin_s,
-                                    # not on this form: kept as set (`aas course config`)
-                                    burst_frames=plan.burst_frames, burst_interval_s=plan.burst_interval_s),
-                    rules={"tolerate_gaps": int(gaps), "middle_only": middle, "interrupted": interrupted,
-                           "min_present_fraction": min_frac, "min_confidence": min_conf},
-                    recognition=new_rec)
-            except (ConfigError, ValueError) as exc:
-                st.error(f"Not saved: {plain(exc)}")
-            else:
-                changed = _save_config(new)
-                if changed is not None:
-                    flash(f"Saved {', '.join(changed)}" if changed else "Nothing changed", ":material/save:")
-                    st.rerun()
+    # Not a form: "use the model's default" must disable the threshold slider as it is ticked.
+    # Keys carry the course version, so a saved (or someone else's) change starts from the stored values.
+    k = f"{course.id}_{course.version}"
+    dur = svc.duration_text
+    st.markdown("**Capture plan** — the first snapshot a while after the start (late-comers have sat down), "
+                "the next a fixed time later, the last at a random moment before the end.")
+    c1, c2, c3, c4 = st.columns(4)
+    n = c1.number_input("Snapshots", 1, 10, plan.snapshots, key=f"plan_n_{k}")
+    t1 = c2.number_input("First after (min)", 0.0, 600.0, round(plan.first_after_s / 60, 2), step=1.0,
+                         key=f"plan_t1_{k}", help="Minutes from the start of the session to the first snapshot")
+    t2 = c3.number_input("Next after (min)", 0.0, 600.0, round(plan.second_after_s / 60, 2), step=1.0,
+                         key=f"plan_t2_{k}", help="Minutes from the first snapshot to the next one")
+    length = c4.number_input("Session length (min)", 1.0, 900.0, round(plan.session_length_s / 60, 2), step=5.0,
+                             key=f"plan_len_{k}")
+    try:
+        new_plan = svc.plan_from_minutes(int(n), float(t1), float(t2), float(length), keep=plan)
+    except ConfigError as exc:
+        new_plan = None
+        st.error(f"This plan does not fit: {plain(exc)}")
+    else:
+        st.caption(f"{new_plan.snapshots} snapshot(s): the first after {dur(new_plan.first_after_s)}"
+                   + (f", the next {dur(new_plan.second_after_s)} later" if new_plan.snapshots >= 3 else "")
+                   + (f", the last at a random time between {dur(new_plan.capture_plan().last_window[0])} and "
+                      f"{dur(new_plan.capture_plan().last_window[1])}" if new_plan.snapshots >= 2 else "")
+                   + f" · each a burst of {new_plan.burst_frames} frame(s)")
+
+    st.markdown("**Recognition threshold** — cosine similarity a face needs to be named: higher means fewer "
+                "wrong names and more faces left unknown.")
+    model_default = svc.calibrated_threshold(base_config()[0])
+    use_default = st.checkbox(f"Use the model's calibrated default ({model_default:.2f})", value=rec.threshold is None,
+                              key=f"thr_default_{k}")
+    thr_value = st.slider("Threshold", 0.0, 1.0, float(rec.threshold if rec.threshold is not None else model_default),
+                          0.01, key=f"thr_value_{k}", disabled=use_default,
+                          help="Greyed out while the model's default is used")
+    if rec.source:
+        st.caption(f"Set from: {plain(rec.source)} (model {plain(rec.model or 'any')})")
+
+    st.markdown("**Status rules**")
+    r1, r2, r3 = st.columns(3)
+    gaps = r1.number_input("Tolerated missed snapshots in between", 0, 9, rules.tolerate_gaps, key=f"rule_gaps_{k}")
+    statuses = [x.value for x in Status]
+    middle = r2.selectbox("Seen only in between", statuses, index=statuses.index(rules.middle_only.value),
+                          format_func=status_label, key=f"rule_middle_{k}",
+                          help="Not in the first snapshot and not in the last: late and left early")
+    interrupted = r3.selectbox("Left and came back", statuses, index=statuses.index(rules.interrupted.value),
+                               format_func=status_label, key=f"rule_interrupted_{k}")
+    r4, r5 = st.columns(2)
+    min_frac = r4.slider("Absent if seen in fewer than this share of snapshots", 0.0, 1.0,
+                         float(rules.min_present_fraction), 0.05, key=f"rule_frac_{k}")
+    min_conf = r5.slider("Ignore sightings below this similarity (no evidence)", 0.0, 1.0,
+                         float(rules.min_confidence), 0.01, key=f"rule_conf_{k}")
+    if st.button("Save plan and rules", type="primary", key="save_plan", disabled=new_plan is None):
+        if use_default:
+            new_rec = RecognitionConfig()
+        elif rec.threshold is not None and abs(thr_value - rec.threshold) < 1e-9:
+            new_rec = rec  # unchanged: keep where it came from
+        else:
+            new_rec = RecognitionConfig(threshold=round(thr_value, 4), source=f"set by {user.username}")
+        try:
+            new = config.with_values(
+                plan=new_plan,
+                rules={"tolerate_gaps": int(gaps), "middle_only": middle, "interrupted": interrupted,
+                       "min_present_fraction": min_frac, "min_confidence": min_conf},
+                recognition=new_rec)
+        except (ConfigError, ValueError) as exc:
+            st.error(f"Not saved: {plain(svc.readable_config_error(exc))}")
+        else:
+            changed = _save_config(new)
+            if changed is not None:
+                flash(f"Saved {svc.changed_text(changed)}" if changed else "Nothing changed", ":material/save:")
+                st.rerun()
 
 # --- camera ------------------------------------------------------------------------------------------
 with tab_camera:

@@ -17,6 +17,7 @@ from aas_core.db.models import Role
 from aas_core.media.decode import ImageError, decode_image
 from aas_core.services import courses as course_service
 from aas_core.services import in_transaction, privacy
+from aas_core.services.review import box_label
 from aas_core.ui import stages
 from aas_core.ui.auth import require_user
 from aas_core.ui.text import plain
@@ -30,10 +31,12 @@ from aas_core.ui.resources import (
     models_dir,
     settings,
 )
-from aas_core.ui.widgets import show_bgr, show_flashes
+from aas_core.ui.widgets import image_grid, page_slice, show_bgr, show_flashes
 from aas_core.vision.face_quality import camera_advice
 from aas_core.vision.profiles import PROFILES
 
+STAGE_LABEL = {"persons": "Persons", "faces": "Faces", "enhance": "Enhance", "embed": "Embed", "match": "Match",
+               "total": "Total"}
 SOURCE_LABEL = {"person": "inside a person box", "tile": "on a tile", "frame": "on the whole frame"}
 
 user = require_user(Role.INSTRUCTOR)
@@ -72,8 +75,8 @@ def _model_files(mdir: str) -> dict[str, list[tuple[str, str | None]]]:
 
 courses = course_service.list_courses(url, user)
 snaps = in_transaction(url, privacy.stored_snapshots, user, limit=60)
-codes = {c.id: c.code for c in courses}
-course_ids = list(codes)
+codes = {c.id: c.code for c in courses}  # every course: stored snapshots of archived ones keep their label
+course_ids = [c.id for c in courses if not c.archived]  # galleries to match against: active courses
 
 # --- sidebar: image source and every knob -------------------------------------------------------
 sb = st.sidebar
@@ -177,8 +180,24 @@ except Exception as exc:  # noqa: BLE001 - missing weights, unknown backend: say
 
 default_thr = course.config.recognition.threshold if course else None
 default_thr = pipeline.threshold if default_thr is None else default_thr
-threshold = sb.slider("Recognition threshold", 0.0, 1.0, float(round(default_thr, 2)), 0.01,
-                      key=f"insp_thr_{course_id}_{pipeline.embedder.name}")
+# The threshold chosen for this course and model lives in its own session key, and the slider is
+# set from it on every run. A slider alone would lose it: when a run stops before the slider (no
+# image while a new one uploads), the browser drops the slider and redraws it at the default
+# value later, while the server still holds the old value for matching (the slider showed 0.42,
+# matching used 0.31).
+thr_key = f"insp_thr_{course_id}_{pipeline.embedder.name}"
+thr_kept = f"{thr_key}_kept"
+
+
+def _keep_threshold() -> None:
+    st.session_state[thr_kept] = st.session_state[thr_key]
+
+
+st.session_state[thr_key] = float(st.session_state.get(thr_kept, round(default_thr, 2)))
+whose = "the course's" if course and course.config.recognition.threshold is not None else "the model's"
+threshold = sb.slider("Recognition threshold", 0.0, 1.0, step=0.01, key=thr_key, on_change=_keep_threshold,
+                      help=f"Cosine similarity a face needs to be named; the default here is {default_thr:.2f} "
+                           f"({whose}).")
 
 gallery = stages.course_gallery(url, user, course.code, pipeline.embedder.name) if course else None
 if course and gallery is None:
@@ -195,9 +214,10 @@ result = res.as_pipeline_result()
 
 # --- timings -----------------------------------------------------------------------------------
 t = res.timings_ms
-mc = st.columns(6)
-for col, k in zip(mc, ["persons", "faces", "enhance", "embed", "match", "total"]):
-    col.metric(f"{k} (ms)", f"{t.get(k, 0):.0f}")
+# one line (six metrics would stack into a screenful on a phone)
+st.markdown("**Time per stage** " + " ".join(
+    f":{'blue' if k == 'total' else 'gray'}-badge[{STAGE_LABEL[k]} {t.get(k, 0):.0f} ms]"
+    for k in ["persons", "faces", "enhance", "embed", "match", "total"]))
 st.caption(f"{plain(img_name)} · {image.shape[1]}×{image.shape[0]} · {len(res.persons)} persons · {len(res.faces)} faces · "
            f"model {res.model_name} · threshold {res.threshold:.2f} · stage times as measured when first computed "
            "(cached results are reused until a knob they depend on changes)")
@@ -208,7 +228,10 @@ if advice:
 
 # --- frame ---------------------------------------------------------------------------------------
 rows = result.face_rows()
-labels = [f"#{r['face']} {r['student']}" if r.get("student") else f"#{r['face']}" for r in rows]
+# names next to ids on the boxes (a reviewer knows faces by name)
+names = {r["student_id"]: r["name"] for r in course_service.roster(url, user, course.code).rows} if course else {}
+labels = [f"#{r['face']} {box_label(str(r['student']), names.get(str(r['student']), ''), 12)}" if r.get("student")
+          else f"#{r['face']}" for r in rows]
 show_bgr(draw_detections(image, res.persons.xyxy if len(res.persons) else None, res.faces.xyxy,
                          list(res.faces.source), labels))
 st.markdown("Face boxes by where they were found: " + " &nbsp; ".join(
@@ -218,29 +241,47 @@ st.markdown("Face boxes by where they were found: " + " &nbsp; ".join(
 # --- match table ------------------------------------------------------------------------------------
 st.subheader("Faces and matches")
 if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = pd.DataFrame(rows)
+    table["source"] = table["source"].map(lambda x: SOURCE_LABEL.get(x, x))
+    if "student" in table:
+        named = table["student"].notna()
+        table["student"] = table["student"].where(named, "")  # "" rather than "None" for unknown faces
+        table.insert(table.columns.get_loc("student") + 1, "name",
+                     table["student"].map(lambda x: names.get(str(x), "") if x else ""))
+        table["similarity"] = [f"{v:.2f}" if ok else "" for v, ok in zip(table["similarity"], named)]
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "face": st.column_config.NumberColumn("Face #", width="small"),
+        "x1": st.column_config.NumberColumn("Left (px)", width="small"),
+        "y1": st.column_config.NumberColumn("Top (px)", width="small"),
+        "size_px": st.column_config.NumberColumn("Size (px)", width="small", help="The face box's shorter side"),
+        "det_score": st.column_config.NumberColumn("Detector score", format="%.2f"),
+        "source": st.column_config.TextColumn("Found"),
+        "enhanced": st.column_config.CheckboxColumn("Enhanced"),
+        "student": st.column_config.TextColumn("Student"),
+        "name": st.column_config.TextColumn("Name"),
+        "similarity": st.column_config.TextColumn("Similarity", help="Of the student the face was matched to"),
+        **{f"top{k}": st.column_config.TextColumn(f"Candidate {k}") for k in range(1, 6)}})
 else:
     st.caption("No faces found: lower the detection threshold or the minimum face size, or try the tiled flow.")
 
 # --- crops -----------------------------------------------------------------------------------------
+CROPS_PER_PAGE = 48  # a crowd photo at low thresholds finds hundreds of faces: one page at a time
 if rows:
     st.subheader("Crops" + (" (original | enhanced)" if any(e is not None for e in res.crops.enhanced) else ""))
-    pairs = [side_by_side(c, e, height=112) for c, e in zip(res.crops.crops, res.crops.enhanced)]
-    caps = [f"#{r['face']} {r['size_px']}px {r['source']}" + (f" → {r['student']} {r['similarity']:.2f}"
-                                                                  if r.get("student") else "") for r in rows]
-    per_row = 6
-    for start in range(0, len(pairs), per_row):
-        cols = st.columns(per_row)
-        for col, img, cap in zip(cols, pairs[start:start + per_row], caps[start:start + per_row]):
-            with col:
-                show_bgr(img, caption=cap)
+    part = page_slice(len(rows), CROPS_PER_PAGE, key=f"insp_crop_page_{img_hash}", label="Crops page")
+    caps = [f"#{r['face']} · {r['size_px']} px · {SOURCE_LABEL.get(r['source'], r['source'])}"
+            + (f" → {r['student']} {r['similarity']:.2f}" if r.get("student") else "") for r in rows]
+    image_grid([(side_by_side(res.crops.crops[i], res.crops.enhanced[i], height=112), caps[i])
+                for i in range(part.start, part.stop)])
     if len(rows) > 1 and res.match is not None:
-        sims = pd.DataFrame({"face": [f"#{r['face']}" for r in rows], "best similarity": [
-            float(res.match.top_similarity[i][0]) if len(res.match.top_similarity[i]) else 0.0
-            for i in range(len(rows))]})
-        fig = px.bar(sims, x="face", y="best similarity", title="Best similarity per face (top-1 candidate)",
-                     height=320)
-        fig.update_xaxes(type="category")
-        fig.update_yaxes(range=[0, 1])
+        sims = pd.DataFrame({"face": [f"#{rows[i]['face']}" for i in range(part.start, part.stop)],
+                             "best similarity": [float(res.match.top_similarity[i][0])
+                                                 if len(res.match.top_similarity[i]) else 0.0
+                                                 for i in range(part.start, part.stop)]})
+        fig = px.bar(sims, x="face", y="best similarity", height=320,
+                     title="Best similarity per face (top-1 candidate)"
+                     + (f", faces {part.start + 1}–{part.stop}" if part.stop - part.start < len(rows) else ""))
+        fig.update_xaxes(type="category", title=None)
+        fig.update_yaxes(range=[0, 1], title="cosine similarity")
         fig.add_hline(y=res.threshold, line_dash="dash", annotation_text=f"threshold {res.threshold:.2f}")
         st.plotly_chart(fig, width="stretch")

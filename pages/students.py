@@ -15,10 +15,12 @@ from aas_core.services.auth import AccessDenied, AuthUser
 from aas_core.ui import enroll as en
 from aas_core.ui.auth import require_user
 from aas_core.media.draw import fit, jpeg_bytes
-from aas_core.ui.text import plain
+from aas_core.services import privacy as svc_privacy
+from aas_core.services.roster import RosterFileError
+from aas_core.ui.text import plain, plain_lines
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, settings
 from aas_core.ui.webcam import live_capture
-from aas_core.ui.widgets import flash, show_flashes
+from aas_core.ui.widgets import flash, page_slice, show_flashes
 
 user = require_user()
 show_flashes()
@@ -27,6 +29,19 @@ cfg = settings()
 store = image_store()
 is_student = user.role == Role.STUDENT and not user.is_admin
 st.title(":material/school: " + ("My photos & consent" if is_student else "Students"))
+STUDENTS_PER_PAGE = 50
+#: Enrollment figures in words, with units (never "roll_deg -0").
+FIGURE_TEXT = {"face_px": ("face", "{:.0f} px"), "blur": ("sharpness", "{:.0f}"),
+               "det_score": ("detector", "{:.2f}"), "yaw": ("turned", "{:+.2f}"), "roll_deg": ("tilt", "{:.0f}°"),
+               "similarity": ("like own photos", "{:.2f}")}
+
+
+def figure_text(figures: dict[str, float]) -> str:
+    out = []
+    for k, v in figures.items():
+        label, fmt = FIGURE_TEXT.get(k, (k.replace("_", " "), "{:.2f}"))
+        out.append(f"{label} {fmt.format(0.0 if k == 'roll_deg' and abs(v) < 0.5 else v)}")
+    return " · ".join(out)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -83,10 +98,24 @@ if not is_student:
     with left:
         st.markdown(f"**{len(rows)} student(s)**" + ("" if user.is_admin else " on your courses"))
         if rows:
-            st.dataframe(rows, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rows)),
-                         column_config={"consent": st.column_config.CheckboxColumn("Consent"),
-                                        "samples": st.column_config.NumberColumn("Photos"),
-                                        "held": st.column_config.NumberColumn("Held for review")})
+            f1, f2 = st.columns([2, 3])
+            query = f1.text_input("Search by id or name", key="students_query", placeholder="s1006 or Lima")
+            chosen = f2.pills("Show only", list(svc.FILTERS), selection_mode="multi", key="students_filters",
+                              format_func=lambda k: svc.FILTERS[k][0]) or []
+            shown = svc.filter_students(rows, chosen, query)
+            if not shown:
+                st.caption("No student matches: clear the search or the filters.")
+            else:
+                part = page_slice(len(shown), STUDENTS_PER_PAGE, key=f"students_page_{query}_{'-'.join(chosen)}")
+                st.dataframe(shown[part], hide_index=True, width="stretch",
+                             height=min(420, 38 + 35 * (part.stop - part.start)),
+                             column_config={"student_id": st.column_config.TextColumn("Student ID"),
+                                            "name": st.column_config.TextColumn("Name"),
+                                            "email": st.column_config.TextColumn("E-mail"),
+                                            "courses": st.column_config.TextColumn("Courses"),
+                                            "consent": st.column_config.CheckboxColumn("Consent"),
+                                            "samples": st.column_config.NumberColumn("Photos"),
+                                            "held": st.column_config.NumberColumn("Pending review")})
         else:
             st.info("No students yet: add one with the form, or import a roster CSV on **Courses**.")
 
@@ -130,6 +159,57 @@ def _review_queue() -> None:
 if not is_student:
     _review_queue()
 
+
+def _bulk_consent() -> None:
+    """Signed consent forms recorded for many students at once (the consent policy: administrators)."""
+    missing = {r["student_id"]: r["name"] for r in rows if not r["consent"]}
+    with st.expander(f"Record consent from signed forms ({len(missing)} without consent)",
+                     icon=":material/fact_check:"):
+        by_pick, by_csv = st.tabs(["Pick students", "Upload a CSV of forms"])
+        with by_pick, st.form("bulk_consent", clear_on_submit=False):
+            picked = st.multiselect("Students whose signed form you hold", list(missing),
+                                    format_func=lambda sn: f"{sn} — {missing[sn]}", key="bulk_consent_pick",
+                                    placeholder="Choose students" if missing else "Everybody has consented")
+            d1, d2 = st.columns(2)
+            signed = d1.date_input("Signed on", key="bulk_consent_date", format="YYYY-MM-DD")
+            ref = d2.text_input("Form reference (optional)", key="bulk_consent_ref", max_chars=120,
+                                placeholder="e.g. consent forms 2026, folder 3")
+            if st.form_submit_button("Record consent", type="primary") and picked:
+                _record_forms([svc_privacy.ConsentForm(sn, signed, ref or None) for sn in picked])
+        with by_csv:
+            st.caption("Columns `student_id,signed_on,reference` (dates as YYYY-MM-DD; comma or semicolon "
+                       "separated). Students who consented already are left as they are.")
+            up = st.file_uploader("Consent forms CSV", type=["csv", "txt"], key="consent_csv")
+            if up is not None:
+                try:
+                    forms, errors = svc_privacy.parse_consent_csv(up.getvalue())
+                except RosterFileError as exc:
+                    st.error(f"{plain(up.name)}: {plain(exc)}")
+                else:
+                    if errors:
+                        st.error(f"{len(errors)} line(s) cannot be used:\n\n" + plain_lines(errors[:50]))
+                    if forms and st.button(f"Record {len(forms)} consent form(s)", type="primary",
+                                           key="consent_csv_record"):
+                        _record_forms(forms)
+
+
+def _record_forms(forms: list) -> None:  # type: ignore[type-arg]
+    try:
+        res = svc.record_consent_forms(url, user, forms)
+    except AccessDenied as exc:
+        st.error(plain(exc))
+        return
+    for why in res.refused:
+        flash(plain(why), ":material/warning:")
+    flash(f"Consent recorded for {len(res.recorded)} student(s)"
+          + (f", {len(res.already)} had consented already" if res.already else "")
+          + (f", {len(res.refused)} refused" if res.refused else ""), ":material/fact_check:")
+    st.rerun()
+
+
+if user.is_admin and rows:
+    _bulk_consent()
+
 if not listing.names:
     st.stop()
 
@@ -155,9 +235,16 @@ st.subheader(f"{plain(current)} — {plain(names[current])}")
 # consent -------------------------------------------------------------------------------------
 c1, c2 = st.columns([3, 1])
 if has_consent:
-    c1.success(f"Consent to face enrollment recorded on {consent_at:%Y-%m-%d %H:%M} UTC.")
+    c1.success(f"Consent to face enrollment recorded on {consent_at:%Y-%m-%d} (UTC)"
+               + (f", signed form {plain(detail.consent_reference)}" if detail.consent_reference else "") + ".")
+elif is_student:
+    c1.warning("You have not given consent yet: without it no photo of you is enrolled and you are never "
+               "recognised. Give it with the button when you agree.")
 else:
-    c1.warning("No consent recorded: photos cannot be enrolled and the student is never recognised.")
+    c1.warning("No consent recorded: photos cannot be enrolled and the student is never recognised. "
+               + ("Record the signed form here, or for many students at once above." if user.is_admin else
+                  "An administrator records it from the signed form, or the student gives it on their own page "
+                  "(My photos & consent)."))
 
 
 @st.dialog("Withdraw consent?")
@@ -184,7 +271,7 @@ def _erase_dialog(sn: str) -> None:
 
 with c2:
     if not has_consent and (user.is_admin or is_student):
-        if st.button("Record consent", type="primary", key="give_consent"):
+        if st.button("I give my consent" if is_student else "Record consent", type="primary", key="give_consent"):
             svc.give_consent(url, user, current)
             flash("Consent recorded")
             st.rerun()
@@ -193,11 +280,27 @@ with c2:
     if user.is_admin and st.button("Erase student…", key="erase_student"):
         _erase_dialog(current)
 
+if not is_student:
+    with st.expander("Edit name and e-mail", icon=":material/edit:"), st.form(f"edit_student_{current}"):
+        new_name = st.text_input("Name", value=names[current], key=f"edit_name_{current}")
+        new_email = st.text_input("E-mail (optional)", value=detail.email or "", key=f"edit_email_{current}")
+        if st.form_submit_button("Save name and e-mail"):
+            try:
+                changed = svc.update_student(url, user, current, name=new_name, email=new_email)
+            except (ValueError, LookupError, AccessDenied) as exc:
+                st.error(plain(exc))
+            else:
+                flash(f"Saved {', '.join('e-mail' if c == 'email' else c for c in changed)}" if changed
+                      else "Nothing changed", ":material/save:")
+                st.rerun()
+
 # enrollment ------------------------------------------------------------------------------------
 st.markdown("#### Enroll face photos")
 res_key = f"enroll_results_{current}"
 if not has_consent:
-    st.info("Record consent first.")
+    st.info("Photos are enrolled once consent is recorded: " + (
+        "give it above." if is_student else "record it above." if user.is_admin else
+        "an administrator records it from the signed form, or the student gives it on their own page."))
 else:
     gen = st.session_state.setdefault("enroll_gen", 0)
     tab_up, tab_cam, tab_vid = st.tabs(["Upload photos", "Webcam", "Short video"])
@@ -283,7 +386,7 @@ else:
         for i, r in enumerate(last):
             with cols[i % 4]:
                 if r["thumb"]:
-                    st.image(r["thumb"], width="stretch")
+                    st.image(r["thumb"], width=180)
                 if r["accepted"]:
                     st.markdown(f":green[:material/check_circle:] **{plain(r['name'])}** accepted")
                 elif r.get("status") == "pending":
@@ -295,10 +398,9 @@ else:
                     st.caption(f":orange[:material/warning:] {plain(w)}")
                 f = r["figures"]
                 if f:
-                    st.caption(" · ".join(f"{k} {v:.2f}" if k in ("det_score", "yaw", "similarity") else f"{k} {v:.0f}"
-                                          for k, v in f.items()))
+                    st.caption(figure_text(f))
 
-# gallery ---------------------------------------------------------------------------------------
+# gallery (photos at most 160 px wide: on a phone the columns stack and a full-width face fills the screen)
 photos = detail.photos
 st.markdown(f"#### Enrolled photos ({len(photos)})")
 if not photos:
@@ -309,8 +411,8 @@ else:
         with cols[i % 6]:
             data = _thumb(url, user, x.id, x.image_path) if x.image_path else None
             if data:
-                st.image(data, width="stretch")
-            st.caption(f":green[accepted] · {x.source} · {x.face_px or 0:.0f}px · blur {x.blur or 0:.0f} · "
+                st.image(data, width=160)
+            st.caption(f":green[accepted] · {x.source} · face {x.face_px or 0:.0f} px · sharpness {x.blur or 0:.0f} · "
                        f"{x.created_at:%Y-%m-%d}")
             if st.button("Delete", key=f"del_sample_{x.id}"):
                 svc.delete_sample(url, store, user, x.id)
@@ -327,7 +429,7 @@ if detail.held:
         with cols[i % 6]:
             data = _thumb(url, user, x.id, x.image_path) if x.image_path else None
             if data:
-                st.image(data, width="stretch")
+                st.image(data, width=160)
             st.caption(f":orange[pending] · {x.source} · {x.created_at:%Y-%m-%d}: {plain(x.reason or '')}")
             if st.button("Delete", key=f"del_sample_{x.id}"):
                 svc.delete_sample(url, store, user, x.id)

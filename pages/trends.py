@@ -60,33 +60,53 @@ m[1].metric("Attendance rate", f"{reports.attendance_rate(df):.0%}")
 m[2].metric("Late", f"{(df['final_status'] == 'late').mean():.0%}")
 m[3].metric("Left early", f"{(df['final_status'] == 'left_early').mean():.0%}")
 
-# --- charts ------------------------------------------------------------------------------------------
-def _time_axis(fig: go.Figure) -> None:
-    """Readable dates; a single session (or several within an hour) gets a day of room around it."""
-    fig.update_xaxes(tickformat="%b %d<br>%H:%M", title=None)
-    t = pd.to_datetime(rates["started_at"])
-    if len(t) and (t.max() - t.min()) < pd.Timedelta(hours=1):
-        fig.update_xaxes(range=[t.min() - pd.Timedelta(hours=12), t.max() + pd.Timedelta(hours=12)])
+STATUS_WORDS = {k: k.replace("_", " ") for k in reports.STATUSES}
+#: Column names a person reads (the frames keep the export's names).
+TABLE_LABELS = {
+    "session_id": st.column_config.NumberColumn("Session #"), "course_code": st.column_config.TextColumn("Course"),
+    "course_name": st.column_config.TextColumn("Course name"), "date": st.column_config.DateColumn("Date (UTC)"),
+    "student_number": st.column_config.TextColumn("Student ID"), "student_name": st.column_config.TextColumn("Name"),
+    "auto_status": st.column_config.TextColumn("Automatic"), "final_status": st.column_config.TextColumn("Final"),
+    "overridden": st.column_config.CheckboxColumn("Overridden"),
+    "overridden_by": st.column_config.TextColumn("Overridden by"),
+    "override_reason": st.column_config.TextColumn("Reason"), "presence": st.column_config.TextColumn("Seen"),
+    "sessions": st.column_config.NumberColumn("Sessions"), "attended": st.column_config.NumberColumn("Attended"),
+    "late": st.column_config.NumberColumn("Late"), "left_early": st.column_config.NumberColumn("Left early"),
+    "absent": st.column_config.NumberColumn("Absent"),
+    "overrides": st.column_config.NumberColumn("Overrides"), "last_status": st.column_config.TextColumn("Last status"),
+}
 
+# --- charts ------------------------------------------------------------------------------------------
+# One point per session on a session axis, in time order: on a time axis the sessions of one
+# afternoon collapsed into a vertical stroke on a 24 h scale.
+order = list(rates["session"])
+
+
+def _session_axis(fig: go.Figure) -> None:
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=order, title="session (UTC)",
+                     tickangle=-30 if len(order) > 4 else 0)
+    fig.update_layout(legend_title=None, margin={"l": 10, "r": 10, "t": 50, "b": 10})
 
 
 c1, c2 = st.columns(2)
 with c1:
-    fig = px.line(rates, x="started_at", y="rate", color="course_code", markers=True,
-                  title="Attendance rate per session", labels={"started_at": "session", "rate": "rate"})
+    fig = px.line(rates, x="session", y="rate", color="course_code", markers=True,
+                  title="Attendance rate per session", labels={"rate": "attendance rate", "course_code": "course"},
+                  hover_data={"records": True})
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     fig.add_hline(y=risk, line_dash="dot", line_color="#dc2626")
-    _time_axis(fig)
+    _session_axis(fig)
     st.plotly_chart(fig, width="stretch")
 with c2:
-    long = rates.melt(id_vars=["started_at", "course_code"], value_vars=["late_rate", "left_early_rate"],
+    long = rates.melt(id_vars=["session", "course_code"], value_vars=["late_rate", "left_early_rate"],
                       var_name="kind", value_name="share")
     long["kind"] = long["kind"].map({"late_rate": "late", "left_early_rate": "left early"})
-    fig = px.line(long, x="started_at", y="share", color="kind", line_dash="course_code", markers=True,
-                  title="Late and left-early per session", color_discrete_map={
-                      "late": reports.STATUS_COLOURS["late"], "left early": reports.STATUS_COLOURS["left_early"]})
+    fig = px.line(long, x="session", y="share", color="kind", line_dash="course_code", markers=True,
+                  title="Late and left early per session", labels={"course_code": "course"},
+                  color_discrete_map={"late": reports.STATUS_COLOURS["late"],
+                                      "left early": reports.STATUS_COLOURS["left_early"]})
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title="share of students")
-    _time_axis(fig)
+    _session_axis(fig)
     st.plotly_chart(fig, width="stretch")
 
 codes, labels = reports.status_matrix(df)
@@ -116,9 +136,9 @@ with c3:
     else:
         cols = (["course_code"] if risky["course_code"].nunique() > 1 else []) + [
             "student_number", "student_name", "sessions", "rate"]
-        st.dataframe(risky[cols], hide_index=True, width="stretch",
-                     column_config={"rate": st.column_config.ProgressColumn("Rate", format="percent", min_value=0,
-                                                                            max_value=1)})
+        st.dataframe(risky[cols], hide_index=True, width="stretch", column_config={
+            **TABLE_LABELS, "rate": st.column_config.ProgressColumn("Attendance", format="percent", min_value=0,
+                                                                    max_value=1)})
 with c4:
     if sims.empty:
         st.caption("No face similarities recorded for these sessions.")
@@ -131,17 +151,23 @@ with c4:
         st.plotly_chart(fig, width="stretch")
 
 st.subheader("Per student")
-st.dataframe(summary, hide_index=True, width="stretch", column_config={
-    "rate": st.column_config.ProgressColumn("Rate", format="percent", min_value=0, max_value=1),
-    "late_rate": st.column_config.NumberColumn("Late", format="percent"),
-    "left_early_rate": st.column_config.NumberColumn("Left early", format="percent")})
+st.dataframe(summary.replace({"last_status": STATUS_WORDS}), hide_index=True, width="stretch", column_config={
+    **TABLE_LABELS,
+    "rate": st.column_config.ProgressColumn("Attendance", format="percent", min_value=0, max_value=1),
+    "late_rate": st.column_config.NumberColumn("Late %", format="percent"),
+    "left_early_rate": st.column_config.NumberColumn("Left early %", format="percent")})
 with st.expander(f"All {len(df)} records"):
-    st.dataframe(df, hide_index=True, width="stretch")
+    st.dataframe(df.replace({"auto_status": STATUS_WORDS, "final_status": STATUS_WORDS}), hide_index=True,
+                 width="stretch", column_config={
+        **TABLE_LABELS, "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm"),
+        "best_similarity": st.column_config.NumberColumn("Best similarity", format="%.2f")})
 
 
 # --- downloads (each one audited) ----------------------------------------------------------------------
 audit = {"courses": picked, "start": str(start), "end": str(end), "student": student or user.student_number}
 stem = f"attendance_{start:%Y%m%d}-{end:%Y%m%d}"
+st.caption("Downloads: one row per student and session; times in UTC (the workbook's time columns are dates "
+           "Excel can sort and filter).")
 d1, d2 = st.columns(2)
 d1.download_button("Download CSV", data=reports.to_csv_bytes(df), file_name=f"{stem}.csv", mime="text/csv",
                    icon=":material/download:", on_click=reports.audit_export, args=(url, user, "csv", len(df)),

@@ -118,6 +118,8 @@ class Student(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), unique=True)
     consent_given_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The signed consent form behind it (bulk consent from a CSV of forms); cleared on withdrawal.
+    consent_reference: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     samples: Mapped[list[FaceSample]] = relationship(back_populates="student", cascade="all, delete-orphan")
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="student", cascade="all, delete-orphan")
@@ -145,6 +147,8 @@ class Course(Base):
     # editing the same course never silently overwrite each other; see repo.update_course).
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     instructor: Mapped[Instructor | None] = relationship(back_populates="courses")
+    # Archived: records kept, hidden from the pickers where new work starts (NULL = active).
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __mapper_args__ = {"version_id_col": version}
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="course", cascade="all, delete-orphan")

@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from aas_core.config import Settings
 from aas_core.db import repo, session_scope
-from aas_core.db.models import Course, Instructor, Role
+from aas_core.db.models import Course, Instructor, Role, utcnow
 from aas_core.db.repo import StaleEdit
-from aas_core.domain.course_config import CourseConfig
+from aas_core.domain.course_config import ConfigError, CourseConfig, PlanConfig
 from aas_core.services.auth import (
     AccessDenied,
     AuthUser,
@@ -30,8 +30,10 @@ from aas_core.services.auth import (
 )
 from aas_core.services.roster import RosterImport, RosterRow, apply_roster
 
-__all__ = ["StaleEdit", "CourseView", "RosterView", "add_students", "course_camera", "create_course", "get_course", "list_courses",
-           "import_roster", "instructors", "remove_students", "roster", "update_config", "update_details"]
+__all__ = ["StaleEdit", "CourseView", "RosterView", "add_students", "archive_course", "calibrated_threshold",
+           "course_camera", "create_course", "duration_text", "get_course", "list_courses", "import_roster",
+           "instructors", "plan_from_minutes", "readable_config_error", "remove_students", "roster", "update_config",
+           "update_details"]
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,12 @@ class CourseView:
     students: int
     config: CourseConfig
     version: int
+    archived: bool = False
 
     @classmethod
     def of(cls, c: Course) -> CourseView:
         return cls(c.id, c.code, c.name, c.schedule, c.room, c.instructor_id, c.instructor.name if c.instructor else None,
-                   len(c.enrollments), c.config, c.version)
+                   len(c.enrollments), c.config, c.version, c.archived_at is not None)
 
 
 def _course(s: Any, user: AuthUser, code: str) -> Course:
@@ -61,9 +64,11 @@ def _course(s: Any, user: AuthUser, code: str) -> Course:
     return course
 
 
-def list_courses(url: str, user: AuthUser) -> list[CourseView]:
+def list_courses(url: str, user: AuthUser, *, active_only: bool = False) -> list[CourseView]:
+    """The courses ``user`` may see; ``active_only``: without archived ones (the pickers where
+    new work starts: Live Session, Inspector, a new student's course)."""
     with session_scope(url) as s:
-        return [CourseView.of(c) for c in visible_courses(s, user)]
+        return [CourseView.of(c) for c in visible_courses(s, user) if not (active_only and c.archived_at is not None)]
 
 
 def get_course(url: str, user: AuthUser, code: str) -> CourseView:
@@ -117,6 +122,18 @@ def update_config(url: str, user: AuthUser, code: str, *, config: CourseConfig |
         new = (config or course.config).with_settings(assignments)
         changed = repo.update_course(s, course, actor=user.username, expected_version=expected_version, config=new)
         return course.config, changed, course.version
+
+
+def archive_course(url: str, user: AuthUser, code: str, *, archived: bool = True) -> bool:
+    """Archive (or bring back) a course: its sessions, records and roster are kept; it only leaves
+    the pickers where new work starts. Its instructor or an admin; audited. False if unchanged."""
+    with session_scope(url) as s:
+        course = _course(s, user, code)
+        if (course.archived_at is not None) == archived:
+            return False
+        course.archived_at = utcnow() if archived else None
+        repo.audit(s, user.username, "course.archive" if archived else "course.unarchive", "course", course.code)
+        return True
 
 
 def course_camera(settings: Settings, config: CourseConfig, code: str, *, url: str):  # -> capture.CameraConfig
@@ -180,3 +197,91 @@ def remove_students(url: str, user: AuthUser, code: str, student_numbers: Sequen
 def import_roster(url: str, user: AuthUser, code: str, rows: list[RosterRow]) -> RosterImport:
     with session_scope(url) as s:
         return apply_roster(s, _course(s, user, code), rows, user=user)
+
+
+# --- plain words for plans and settings ---------------------------------------------------------
+
+def duration_text(seconds: float) -> str:
+    """``10`` -> "10 s", ``300`` -> "5 min", ``90`` -> "1 min 30 s", ``4260`` -> "1 h 11 min"
+    (what people read, instead of "0.166667 min" or "4260 s")."""
+    total = int(round(float(seconds)))
+    if total < 60:
+        return f"{total} s"
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    parts = ([f"{h} h"] if h else []) + ([f"{m} min"] if m else []) + ([f"{sec} s"] if sec and not h else [])
+    return " ".join(parts)
+
+
+#: Names a person reads for the settings of a course (messages name the field they are about).
+FIELD_LABELS = {
+    "plan.snapshots": "Snapshots", "plan.first_after_s": "First snapshot after",
+    "plan.second_after_s": "Next snapshot after", "plan.session_length_s": "Session length",
+    "plan.margin_s": "Margin of the last snapshot", "plan.burst_frames": "Frames per snapshot",
+    "plan.burst_interval_s": "Time between frames", "rules.tolerate_gaps": "Tolerated missed snapshots",
+    "rules.middle_only": "Seen only in between", "rules.interrupted": "Left and came back",
+    "rules.min_present_fraction": "Minimum share of snapshots", "rules.min_confidence": "Minimum similarity",
+    "recognition.threshold": "Recognition threshold", "camera": "Camera",
+    "config.plan": "capture plan", "config.rules": "status rules", "config.recognition": "recognition threshold",
+    "config.camera": "camera", "name": "name", "schedule": "schedule", "room": "room", "instructor_id": "instructor",
+}
+
+
+def readable_config_error(message: object) -> str:
+    """A ``ConfigError`` message with the field names a person reads (``plan.first_after_s`` ->
+    "First snapshot after")."""
+    text = str(message)
+    for key in sorted(FIELD_LABELS, key=len, reverse=True):
+        text = text.replace(key, FIELD_LABELS[key])
+    return text
+
+
+def changed_text(changed: Iterable[str]) -> str:
+    """``["config.plan", "config.rules"]`` -> "capture plan, status rules"."""
+    return ", ".join(FIELD_LABELS.get(c, c.replace("_", " ")) for c in changed)
+
+
+def plan_from_minutes(snapshots: int, first_min: float, next_min: float, length_min: float, *,
+                      keep: PlanConfig) -> PlanConfig:
+    """The capture plan as typed on the Courses page (minutes), checked with messages in minutes.
+
+    ``keep`` supplies what the page does not edit (margin, burst). ``ConfigError`` says what does
+    not fit in the units the person typed ("… = 71 min"), never in seconds.
+    """
+    margin = keep.margin_s
+    first, nxt, length = first_min * 60, next_min * 60, length_min * 60
+    if first >= length:
+        raise ConfigError(f"the first snapshot ({duration_text(first)} after the start) must come before the end "
+                          f"of the session ({duration_text(length)})")
+    if snapshots >= 3 and nxt <= 0:
+        raise ConfigError("with more than two snapshots the next one must come more than 0 min after the first")
+    if snapshots >= 2 and first + nxt + margin > length - margin:
+        raise ConfigError(
+            f"no room for the last snapshot: it must come after first + next + margin = "
+            f"{duration_text(first + nxt + margin)} and before session length − margin = "
+            f"{duration_text(length - margin)} (margin {duration_text(margin)}); shorten the first or next "
+            f"snapshot time or lengthen the session")
+    try:
+        return PlanConfig(snapshots=int(snapshots), first_after_s=first, second_after_s=nxt,
+                          session_length_s=length, margin_s=margin, burst_frames=keep.burst_frames,
+                          burst_interval_s=keep.burst_interval_s)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError: the burst does not fit
+        raise ConfigError(readable_config_error(exc)) from None
+
+
+def calibrated_threshold(pipeline_config: object) -> float:
+    """The recognition threshold a course without its own uses: the installation's setting, else
+    the embedder's calibrated one (what ``Pipeline.threshold`` gives, without loading a model)."""
+    from pathlib import Path
+
+    thr = getattr(pipeline_config, "threshold", None)
+    if thr is not None:
+        return float(thr)
+    if getattr(pipeline_config, "embedder", "") == "dlib-resnet":
+        from aas_core.vision.embed.dlib_resnet import DEFAULT_THRESHOLD
+
+        return float(DEFAULT_THRESHOLD)
+    from aas_core.vision.embed.arcface_onnx import CALIBRATED_THRESHOLDS, UNCALIBRATED_THRESHOLD
+
+    stem = Path(getattr(pipeline_config, "embed_model", None) or "").stem
+    return float(CALIBRATED_THRESHOLDS.get(stem, UNCALIBRATED_THRESHOLD))

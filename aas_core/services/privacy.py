@@ -8,6 +8,8 @@ Who may do what
 ---------------
 ==========================  =========================================================
 ``give_consent``            admin, or the student themself (nobody consents for others)
+``record_consent_forms``    admin only: signed consent forms recorded in bulk (a selection or a
+                            CSV of student id, date signed and form reference)
 ``withdraw_consent``        admin, the student themself, or an instructor of one of the
                             student's courses (recording a withdrawal the student asked for)
 ``erase_student``           admin only (right-to-erasure requests go through an admin)
@@ -37,7 +39,8 @@ import io
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -77,6 +80,8 @@ __all__ = [
     "export_attendance",
     "export_csv",
     "give_consent",
+    "parse_consent_csv",
+    "record_consent_forms",
     "observation_crop",
     "purge_old_media",
     "sample_image",
@@ -224,6 +229,7 @@ def _take_write_lock(s: Session, student: Student) -> None:
     an enrollment committed in between, and its file outlived the student).
     """
     student.consent_given_at = None
+    student.consent_reference = None  # the form no longer stands for anything
     s.flush()
 
 
@@ -273,6 +279,105 @@ def give_consent(s: Session, user: AuthUser, student_number: str) -> Student:
         student.consent_given_at = utcnow()
     repo.audit(s, user.username, "consent.give", "student", student.student_number)
     return student
+
+
+@dataclass(frozen=True)
+class ConsentForm:
+    """One signed consent form: whose, when it was signed, its reference (e.g. "form 2026-014")."""
+
+    student_number: str
+    signed_on: date | None = None  # None: today
+    reference: str | None = None
+    line: int = 0  # line in the CSV it came from (0: picked on the page)
+
+
+@dataclass
+class ConsentResult:
+    recorded: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # consent was on record already: left as it was
+    refused: list[str] = field(default_factory=list)  # "s9: no such student", with the reason
+
+
+def record_consent_forms(s: Session, user: AuthUser, forms: Sequence[ConsentForm]) -> ConsentResult:
+    """Record signed consent forms in bulk (the policy: an administrator records consent for others).
+
+    Each student's consent date is the form's date (today when none), its reference is stored with
+    it, and every recording is audited as ``consent.give`` (with the date, the reference and
+    ``bulk``). A student who consented already is left as is; an unknown id, a date in the future
+    or a repeated id is refused with the reason, without stopping the others.
+    """
+    if not user.is_admin:
+        raise AccessDenied("consent for others is recorded by an administrator, from the signed forms; "
+                           "students record their own consent on their page")
+    out = ConsentResult()
+    today = utcnow().date()
+    seen: set[str] = set()
+    for f in forms:
+        sn = f.student_number.strip()
+        where = f"line {f.line}: " if f.line else ""
+        if sn in seen:
+            out.refused.append(f"{where}{sn}: listed twice")
+            continue
+        seen.add(sn)
+        if f.signed_on is not None and f.signed_on > today:
+            out.refused.append(f"{where}{sn}: signed on {f.signed_on:%Y-%m-%d}, a date in the future")
+            continue
+        student = repo.find_student(s, sn)
+        if student is None:
+            out.refused.append(f"{where}{sn}: no such student")
+            continue
+        if student.has_consent:
+            out.already.append(sn)
+            continue
+        signed = datetime.combine(f.signed_on, datetime.min.time()) if f.signed_on else utcnow()
+        student.consent_given_at = signed
+        student.consent_reference = (f.reference or "").strip()[:120] or None
+        repo.audit(s, user.username, "consent.give", "student", sn, bulk=True,
+                   signed_on=signed.date().isoformat(), reference=student.consent_reference)
+        out.recorded.append(sn)
+    return out
+
+
+def parse_consent_csv(data: bytes | str) -> tuple[list[ConsentForm], list[str]]:
+    """A CSV of signed consent forms: ``student_id[,signed_on][,reference]`` (dates as YYYY-MM-DD;
+    comma or semicolon separated, header names as in the roster CSV). Returns (forms, one error per
+    bad line); ``RosterFileError`` when the file as a whole cannot be read."""
+    from aas_core.services.roster import MAX_ROWS, RosterFileError, _decode, _norm_header
+
+    text = _decode(data)
+    first = next((ln for ln in text.splitlines() if ln.strip()), None)
+    if first is None:
+        raise RosterFileError("the file is empty; expected a header line 'student_id,signed_on,reference'")
+    reader = csv.reader(io.StringIO(text), delimiter=";" if first.count(";") > first.count(",") else ",")
+    header: list[str] | None = None
+    forms: list[ConsentForm] = []
+    errors: list[str] = []
+    for raw in reader:
+        if not any(c.strip() for c in raw):
+            continue
+        if header is None:
+            header = [_norm_header(h) for h in raw]
+            if "student_id" not in header:
+                raise RosterFileError(f"header (line {reader.line_num}) lacks the column student_id; expected "
+                                      f"'student_id,signed_on,reference', found {','.join(raw)!r}")
+            continue
+        if len(forms) + len(errors) >= MAX_ROWS:
+            raise RosterFileError(f"more than {MAX_ROWS} rows; split the file")
+        cell = dict(zip(header, (c.strip() for c in raw)))
+        sn, day, ref = cell.get("student_id", ""), cell.get("signed_on", ""), cell.get("reference", "")
+        if not sn:
+            errors.append(f"line {reader.line_num}: no student id")
+            continue
+        try:
+            signed = date.fromisoformat(day) if day else None
+        except ValueError:
+            errors.append(f"line {reader.line_num}: {sn}: signed_on {day!r} is not a date (write YYYY-MM-DD)")
+            continue
+        if len(ref) > 120:
+            errors.append(f"line {reader.line_num}: {sn}: the reference is longer than 120 characters")
+            continue
+        forms.append(ConsentForm(sn, signed, ref or None, reader.line_num))
+    return forms, errors
 
 
 def withdraw_consent(s: Session, store: ImageStore, user: AuthUser, student_number: str) -> dict[str, int]:

@@ -162,12 +162,16 @@ def attendance_rate(df: pd.DataFrame) -> float | None:
 
 
 def session_rates(df: pd.DataFrame) -> pd.DataFrame:
-    """Per session (oldest first): counts per status, rate, late_rate, left_early_rate."""
-    cols = ["session_id", "course_code", "started_at", *STATUSES, "records", "rate", "late_rate", "left_early_rate"]
+    """Per session (oldest first): counts per status, rate, late_rate, left_early_rate, and
+    ``session``: its label on a session axis (one point per session, in time order)."""
+    cols = ["session_id", "course_code", "started_at", "session", *STATUSES, "records", "rate", "late_rate",
+            "left_early_rate"]
     if df.empty:
         return pd.DataFrame(columns=cols)
     out = _counts(df, ["session_id", "course_code", "started_at"])
-    return out.sort_values(["started_at", "session_id"]).reset_index(drop=True)[cols]
+    out = out.sort_values(["started_at", "session_id"]).reset_index(drop=True)
+    out["session"] = out.apply(session_label, axis=1)
+    return out[cols]
 
 
 def student_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -194,6 +198,7 @@ def at_risk(summary: pd.DataFrame, threshold: float = AT_RISK_DEFAULT, min_sessi
 
 
 def session_label(row: pd.Series) -> str:
+    """"03-02 14:05 CS101 #12": a session on a category axis (unique by its number)."""
     return f"{pd.Timestamp(row['started_at']):%m-%d %H:%M} {row['course_code']} #{row['session_id']}"
 
 
@@ -309,21 +314,45 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
     return export_frame(df).to_csv(index=False).encode("utf-8-sig")
 
 
+#: Times are stored as naive UTC; the workbook says so in the header of every time column.
+XLSX_TIME_COLUMNS = {"started_at": "started_at (UTC)", "date": "date (UTC)"}
+
+
+def xlsx_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Records as the workbook holds them: times as real Excel dates (sortable, filterable), their
+    columns named with the time zone, text cells formula-safe."""
+    out = df.copy()
+    if "started_at" in out:
+        out["started_at"] = pd.to_datetime(out["started_at"])
+    if "date" in out:
+        out["date"] = pd.to_datetime(out["date"])
+    for c in out.columns:
+        if c not in XLSX_TIME_COLUMNS and (out[c].dtype == object or pd.api.types.is_string_dtype(out[c])):
+            out[c] = out[c].map(formula_safe)
+    return out.rename(columns=XLSX_TIME_COLUMNS)
+
+
 def to_xlsx_bytes(records: pd.DataFrame, summary: pd.DataFrame | None = None,
                   sessions: pd.DataFrame | None = None) -> bytes:
-    """Workbook: 'records', 'per_student' (summary) and 'per_session' sheets."""
+    """Workbook: 'records', 'per_student' (summary) and 'per_session' sheets; times are Excel dates
+    in UTC (the header says so)."""
     summary = student_summary(records) if summary is None else summary
     sessions = session_rates(records) if sessions is None else sessions
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as xw:
-        export_frame(records).to_excel(xw, sheet_name="records", index=False)
-        export_frame(summary).to_excel(xw, sheet_name="per_student", index=False)
-        export_frame(sessions).to_excel(xw, sheet_name="per_session", index=False)
+        xlsx_frame(records).to_excel(xw, sheet_name="records", index=False)
+        xlsx_frame(summary).to_excel(xw, sheet_name="per_student", index=False)
+        xlsx_frame(sessions).to_excel(xw, sheet_name="per_session", index=False)
         for ws in xw.book.worksheets:
             ws.freeze_panes = "A2"
             for col in ws.columns:
+                head = col[0].value
+                fmt = {"started_at (UTC)": "yyyy-mm-dd hh:mm", "date (UTC)": "yyyy-mm-dd"}.get(head)
+                if fmt:
+                    for c in col[1:]:
+                        c.number_format = fmt
                 width = max((len(str(c.value)) for c in col if c.value is not None), default=8)
-                ws.column_dimensions[col[0].column_letter].width = min(40, max(8, width + 2))
+                ws.column_dimensions[col[0].column_letter].width = min(40, max(8, width + 2, 18 if fmt else 0))
     return buf.getvalue()
 
 

@@ -36,6 +36,14 @@ from aas_core.services.reports import presence_text
 from aas_core.services.sessions import SessionOutcome, SessionService, session_plan
 
 STATUS_VALUES = [s.value for s in Status]
+#: What a person reads for each status (never the stored value "left_early").
+STATUS_LABELS = {"attended": "attended", "late": "late", "left_early": "left early", "absent": "absent"}
+#: Exceptions first: the review is for the students whose status needs a look.
+EXCEPTION_ORDER = ["absent", "late", "left_early", "attended"]
+
+
+def status_label(status: str | None) -> str:
+    return STATUS_LABELS.get(status or "", (status or "—").replace("_", " "))
 
 
 def pipeline_notes(pipeline: Any, config: CourseConfig) -> list[str]:
@@ -90,6 +98,7 @@ class ReviewRow:
     overridden_by: str | None
     reason: str | None
     evidence: list[Evidence]
+    overridden_at: datetime | None = None
     # Why a person should look at this student (domain.abstention): a snapshot that could not
     # tell, a status resting on seat continuity alone. Empty = nothing to review.
     needs_review: list[str] = field(default_factory=list)
@@ -144,7 +153,8 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
             if with_images and snap.image_path:
                 raw = _or_none(lambda snap=snap: privacy.snapshot_image(s, store, user, snap.id))
                 if raw is not None:
-                    labels = [names.get(o.student_id, ("?", ""))[0] if o.student_id else "?" for o in obs]
+                    # the name next to the id: a reviewer recognises a person, not a number
+                    labels = [box_label(*names.get(o.student_id, ("?", ""))) if o.student_id else "?" for o in obs]
                     # for the screen only: drawn at display size (st.image sends no more), which
                     # also keeps the cached review small
                     image = draw_observations(raw, [(o.x1, o.y1, o.x2, o.y2) for o in obs], labels,
@@ -164,13 +174,45 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
             rows.append(ReviewRow(sn, name, rec.auto_status, rec.final_status, presence_text(rec.presence),
                                   rec.best_similarity, rec.overridden_by, rec.override_reason,
                                   sorted(by_student.get(rec.student_id, []), key=lambda e: e.snapshot),
-                                  [str(x) for x in rec.review_reasons or []]))
-        # Students the decision could not settle come first, until a person has decided (an override).
-        rows.sort(key=lambda r: (not (r.needs_review and not r.overridden_by),
-                                 STATUS_VALUES.index(r.final_status) if r.final_status in STATUS_VALUES else 9,
-                                 r.student_number))
+                                  needs_review=[str(x) for x in rec.review_reasons or []],
+                                  overridden_at=rec.updated_at if rec.overridden_by else None))
+        rows.sort(key=review_order)
         return Review(sess.id, sess.course.code, sess.status.value, sess.started_at, n, sess.unknown_faces, rows,
                       views, unknown)
+
+
+def box_label(student_number: str, name: str, max_name: int = 18) -> str:
+    """"s1006 Ana Lima" on a face box (the name cut to ``max_name`` characters)."""
+    name = (name or "").strip()
+    if not name or name == student_number:
+        return student_number
+    return f"{student_number} {name if len(name) <= max_name else name[:max_name - 1] + '…'}"
+
+
+def review_order(r: ReviewRow) -> tuple[int, int, str]:
+    """Exceptions first: students the decision could not settle (until a person decided), then
+    absent, late, left early, and attended last; by student id within each."""
+    unsettled = bool(r.needs_review and not r.overridden_by)
+    rank = EXCEPTION_ORDER.index(r.final_status) if r.final_status in EXCEPTION_ORDER else len(EXCEPTION_ORDER)
+    return (0 if unsettled else 1, rank, r.student_number)
+
+
+def status_counts(review: Review) -> list[tuple[str, str, int]]:
+    """(key, label, count) per final status, needs review and unknown faces, exceptions first."""
+    counts = {k: 0 for k in EXCEPTION_ORDER}
+    for r in review.rows:
+        counts[r.final_status] = counts.get(r.final_status, 0) + 1
+    out = [("needs_review", "needs review", len(needs_review(review)))]
+    out += [(k, status_label(k), counts.get(k, 0)) for k in EXCEPTION_ORDER]
+    out.append(("unknown", "unknown faces", len(review.unknown)))
+    return out
+
+
+def overridden_text(r: ReviewRow) -> str:
+    """"teach, 2026-03-02 14:05 UTC" ("" when nobody overrode the automatic status)."""
+    if not r.overridden_by:
+        return ""
+    return r.overridden_by + (f", {r.overridden_at:%Y-%m-%d %H:%M} UTC" if r.overridden_at else "")
 
 
 _NOT_SEEN = data_uri(np.full((80, 64, 3), 241, np.uint8))  # a blank tile instead of the text "None"
@@ -180,7 +222,7 @@ def editor_rows(review: Review) -> list[dict[str, Any]]:
     """Rows for the review ``st.data_editor``: evidence thumbnails per snapshot as data URIs."""
     out = []
     for r in review.rows:
-        row: dict[str, Any] = {"student_id": r.student_number, "name": r.name, "auto": r.auto_status,
+        row: dict[str, Any] = {"student_id": r.student_number, "name": r.name, "auto": status_label(r.auto_status),
                                "presence": r.presence}
         best: dict[int, Evidence] = {}
         for ev in r.evidence:
@@ -195,7 +237,7 @@ def editor_rows(review: Review) -> list[dict[str, Any]]:
         row["review"] = "; ".join(r.needs_review)
         row["final"] = r.final_status
         row["reason"] = r.reason or ""
-        row["overridden_by"] = r.overridden_by or ""
+        row["overridden_by"] = overridden_text(r)
         out.append(row)
     return out
 
@@ -248,7 +290,7 @@ def changed_rows(original: Sequence[dict[str, Any]], edited: Sequence[dict[str, 
 #: Audit actions after which stored biometric data may be gone or changed (crops deleted, faces
 #: blacked out, matches moved): any of them bumps :func:`consent_version`.
 BIOMETRIC_CHANGES = ("consent.give", "consent.withdraw", "student.erase", "media.purge", "media.sweep",
-                     "face.correct", "sample.delete")
+                     "face.correct", "sample.delete", "session.delete")
 
 
 def consent_version(s: Any) -> int:
@@ -299,6 +341,61 @@ def snapshot_states(url: str, session_id: int) -> tuple[tuple[int, str], ...]:
         rows = s.execute(select(Snapshot.index, Snapshot.status).where(Snapshot.session_id == session_id)
                          .order_by(Snapshot.index)).all()
     return tuple((int(i), st.value if isinstance(st, SnapshotStatus) else str(st)) for i, st in rows)
+
+
+# --- deleting a test or aborted session ----------------------------------------------------------
+
+def delete_session(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
+                   running: Sequence[int] = ()) -> dict[str, int]:
+    """Delete a session with its snapshots, face crops and attendance records (a test run, an
+    aborted one): the course's instructor or an admin; audited as ``session.delete`` with counts.
+
+    A session still capturing in this server (``running``: ids of live camera runs) or marked
+    running in the database is refused: stop it first. Files go before the commit (see
+    ``services.privacy``: a failed commit then leaves rows pointing at missing files, never files
+    no row refers to).
+    """
+    from aas_core.db.models import SessionStatus
+
+    with session_scope(url) as s:
+        sess = privacy.require_session(s, user, session_id)
+        if session_id in set(running) or sess.status == SessionStatus.RUNNING:
+            raise ValueError(f"session {session_id} is still running: stop it first")
+        paths = {p for snap in sess.snapshots for p in
+                 [snap.image_path, *(x for o in snap.observations for x in (o.crop_path, o.enhanced_path))] if p}
+        counts = {"snapshots": len(sess.snapshots), "faces": sum(len(x.observations) for x in sess.snapshots),
+                  "records": len(sess.records), "overrides": sum(bool(r.overridden_by) for r in sess.records)}
+        counts["files"] = sum(store.delete(p) for p in sorted(paths))
+        repo.audit(s, user.username, "session.delete", "session", session_id, course=sess.course.code,
+                   status=sess.status.value, started_at=sess.started_at.isoformat(sep=" ", timespec="seconds"),
+                   **counts)
+        s.delete(sess)
+        return counts
+
+
+# --- the review editor, keyed by student ---------------------------------------------------------
+
+def editor_key(session_id: int, rows: Sequence[dict[str, Any]], generation: int = 0) -> str:
+    """Widget key of the review editor: changes with the row order and after every save.
+
+    ``st.data_editor`` keeps a keyed editor's edits *by row position* across reruns. When the
+    rows re-sort (a saved override moves a student), edits kept by position would land on
+    another student; a new key per order starts a fresh editor, and the edits not yet saved
+    are carried by student id (:func:`with_pending`), never by position.
+    """
+    import hashlib
+
+    order = "|".join(str(r["student_id"]) for r in rows)
+    return f"review_editor_{session_id}_{generation}_" + hashlib.blake2b(order.encode(), digest_size=6).hexdigest()
+
+
+def with_pending(rows: Sequence[dict[str, Any]], pending: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """The editor rows with the changes not yet saved applied, matched by student id."""
+    out = []
+    for r in rows:
+        p = pending.get(r["student_id"])
+        out.append({**r, "final": p[0], "reason": p[1]} if p else dict(r))
+    return out
 
 
 # --- corrections --------------------------------------------------------------------------------

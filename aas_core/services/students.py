@@ -10,7 +10,7 @@ withdrawal and erasure are the :mod:`~aas_core.services.privacy` functions run a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,9 +32,10 @@ from aas_core.services.auth import (
 )
 from aas_core.services.enrollment import SampleOutcome
 
-__all__ = ["PendingSample", "SampleView", "StudentDetail", "StudentList", "create_student", "delete_sample",
-           "enroll_photos", "erase_student", "give_consent", "is_student_user", "pending_samples", "review_sample",
-           "sample_photo", "student_detail", "student_overview", "visible_students", "withdraw_consent"]
+__all__ = ["FILTERS", "PendingSample", "SampleView", "StudentDetail", "StudentList", "create_student", "delete_sample",
+           "enroll_photos", "erase_student", "filter_students", "give_consent", "is_student_user", "pending_samples",
+           "record_consent_forms", "review_sample", "sample_photo", "student_detail", "student_overview",
+           "update_student", "visible_students", "withdraw_consent"]
 
 
 def is_student_user(user: AuthUser) -> bool:
@@ -62,18 +63,24 @@ def visible_students(url: str, user: AuthUser) -> StudentList:
 
     A student account not linked to a student record sees nobody.
     """
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
     student_self = is_student_user(user)
     with session_scope(url) as s:
+        # samples and courses in two more queries, not two per student (rosters of 600)
+        everyone = select(Student).options(selectinload(Student.samples), selectinload(Student.enrollments)) \
+            .order_by(Student.student_number)
         if student_self:
             visible = [repo.get_student(s, user.student_number)] if user.student_number else []
             courses = []
         else:
             courses = visible_courses(s, user)
             if user.is_admin:
-                visible = list(repo.list_students(s))
+                visible = list(s.scalars(everyone))
             elif user.role == Role.INSTRUCTOR:
                 ids = {e.student_id for c in courses for e in c.enrollments}
-                visible = [x for x in repo.list_students(s) if x.id in ids]
+                visible = list(s.scalars(everyone.where(Student.id.in_(ids)))) if ids else []
             else:
                 visible = []
         shown = {c.id for c in courses}
@@ -83,7 +90,26 @@ def visible_students(url: str, user: AuthUser) -> StudentList:
                  "consent": x.has_consent, "samples": len({f.image_path for f in x.samples if f.accepted}),
                  "held": len({f.image_path for f in x.samples if f.status == SampleStatus.PENDING})}
                 for x in visible]
-        return StudentList(rows, {x.student_number: x.name for x in visible}, [c.code for c in courses])
+        # a new student goes on an active course (archived ones keep their records, take no one new)
+        return StudentList(rows, {x.student_number: x.name for x in visible},
+                           [c.code for c in courses if c.archived_at is None])
+
+
+#: The Students list's filters: key -> (label, test on a row of ``visible_students``).
+FILTERS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    "no_consent": ("no consent", lambda r: not r["consent"]),
+    "no_photos": ("no photos", lambda r: r["samples"] == 0),
+    "pending": ("pending review", lambda r: r["held"] > 0),
+}
+
+
+def filter_students(rows: Sequence[dict[str, Any]], filters: Iterable[str] = (),
+                    query: str = "") -> list[dict[str, Any]]:
+    """The rows that pass every chosen filter and whose id or name contains ``query`` (any case)."""
+    q = query.strip().casefold()
+    tests = [FILTERS[f][1] for f in filters]
+    return [r for r in rows if all(t(r) for t in tests)
+            and (not q or q in r["student_id"].casefold() or q in r["name"].casefold())]
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,8 @@ class StudentDetail:
     has_consent: bool
     consent_given_at: datetime | None
     samples: list[SampleView] = field(default_factory=list)  # every sample, every model and status
+    email: str | None = None
+    consent_reference: str | None = None  # the signed form behind the consent, when recorded in bulk
 
     @property
     def photos(self) -> list[SampleView]:
@@ -143,7 +171,7 @@ def student_detail(url: str, user: AuthUser, student_number: str) -> StudentDeta
         require_student_access(user, student)
         samples = [SampleView.of(x) for x in privacy.student_samples(s, user, student_number)]
         return StudentDetail(student.student_number, student.name, student.has_consent, student.consent_given_at,
-                             samples)
+                             samples, student.email, student.consent_reference)
 
 
 def student_overview(url: str, user: AuthUser, student_number: str) -> dict[str, Any]:
@@ -293,6 +321,34 @@ def enroll_photos(url: str, user: AuthUser, student_number: str, images: Iterabl
         require_student_access(user, student)
         return enrollment.enroll_images(s, student, images, pipeline, store, settings, source=source,
                                         actor=user.username, added_by=user.role, each=after)
+
+
+def update_student(url: str, user: AuthUser, student_number: str, *, name: str, email: str | None) -> list[str]:
+    """Correct a student's name and e-mail (an admin, or an instructor of one of their courses;
+    students: only themselves). Returns the changed fields; audited as ``student.update``."""
+    from aas_core.services.roster import _EMAIL, MAX_LEN
+
+    name, email = (name or "").strip(), (email or "").strip() or None
+    if not name:
+        raise ValueError("a student needs a name")
+    if len(name) > MAX_LEN["name"]:
+        raise ValueError(f"the name is longer than {MAX_LEN['name']} characters")
+    if email is not None and (len(email) > MAX_LEN["email"] or not _EMAIL.match(email)):
+        raise ValueError(f"{email!r} is not an e-mail address")
+    with session_scope(url) as s:
+        student = repo.get_student(s, student_number)
+        require_student_access(user, student)
+        changed = [f for f, v in (("name", name), ("email", email)) if getattr(student, f) != v]
+        if changed:
+            student.name, student.email = name, email
+            # the fields, not the old values: an erasure scrubs the audit by the student's current name
+            repo.audit(s, user.username, "student.update", "student", student.student_number, fields=changed)
+        return changed
+
+
+def record_consent_forms(url: str, user: AuthUser, forms: Sequence[privacy.ConsentForm]) -> privacy.ConsentResult:
+    """``privacy.record_consent_forms`` as one transaction (administrators, by the consent policy)."""
+    return in_transaction(url, privacy.record_consent_forms, user, forms)
 
 
 def give_consent(url: str, user: AuthUser, student_number: str) -> None:

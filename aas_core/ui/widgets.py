@@ -29,6 +29,38 @@ def show_bgr(image: np.ndarray, caption: str | None = None, width: int | str = "
     st.image(to_rgb(image), caption=caption, width=width)  # type: ignore[arg-type]
 
 
+def image_grid(items: Sequence[tuple[np.ndarray, str]], *, max_side: int = 224, min_px: int = 140) -> None:
+    """Images with captions in a grid that wraps to the width (several per row on a phone too).
+
+    The images travel inside the page as data URIs, not as ``/media/`` files: Streamlit deletes a
+    run's media files when the next run ends, so images a browser had not fetched yet (hundreds of
+    crops, a slider moved meanwhile) came back as 404s. Captions are HTML-escaped (student ids are
+    user text)."""
+    import html
+
+    from aas_core.media.draw import data_uri
+
+    cells = "".join(
+        f"<figure style='margin:0'><img src='{data_uri(img, max_side)}' alt='{html.escape(cap)}' "
+        f"style='width:100%;height:auto;border-radius:4px'/><figcaption style='font-size:0.8rem;"
+        f"color:rgba(49,51,63,0.7);overflow-wrap:anywhere'>{html.escape(cap)}</figcaption></figure>"
+        for img, cap in items)
+    st.html(f"<div data-testid='aasImageGrid' style='display:grid;gap:0.6rem;"
+            f"grid-template-columns:repeat(auto-fill,minmax({min_px}px,1fr))'>{cells}</div>")
+
+
+def page_slice(n: int, per_page: int, key: str, label: str = "Page") -> slice:
+    """A page picker for ``n`` items (``per_page`` a page): the slice of the page chosen
+    (all of them when they fit on one page)."""
+    pages = max(1, -(-n // per_page))
+    if pages == 1:
+        return slice(0, n)
+    page = int(st.number_input(f"{label} (1–{pages})", 1, pages, 1, key=key))
+    start = (page - 1) * per_page
+    st.caption(f"{start + 1}–{min(n, start + per_page)} of {n}")
+    return slice(start, min(n, start + per_page))
+
+
 def status_text(status: str | None) -> str:
     if not status:
         return "—"

@@ -6,7 +6,7 @@ verified self check-ins the attendance decision reads as sightings; ``checkin_at
 and explain every try; ``notice_optouts`` and ``notices_sent`` hold no address and no text.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
