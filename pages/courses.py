@@ -89,8 +89,8 @@ except AccessDenied as exc:
     st.error(plain(exc))
     st.stop()
 
-tab_details, tab_roster, tab_plan, tab_camera, tab_timetable = st.tabs(
-    ["Details", "Roster", "Capture plan & rules", "Camera", "Timetable"])
+tab_details, tab_roster, tab_plan, tab_camera, tab_timetable, tab_reach = st.tabs(
+    ["Details", "Roster", "Capture plan & rules", "Camera", "Timetable", "Notices & Moodle"])
 
 # The version this tab is editing: a save from another tab in between is refused, not overwritten.
 VERSION_KEY = f"course_version_{course.id}"
@@ -337,3 +337,62 @@ with tab_timetable:
     from aas_core.ui.timetable import timetable_section
 
     timetable_section(url, user, course.code)
+
+# --- at-risk notices and Moodle (services.notify, services.moodle; same calls as `aas notify` / `aas moodle`) --
+with tab_reach:
+    from aas_core.services import moodle, notify
+
+    st.markdown("**At-risk notices** — e-mail the students under the course's attendance threshold (and you a "
+                "digest). *Preview* shows who would get one; nothing is sent.")
+    n1, n2 = st.columns(2)
+    if n1.button("Preview notices", key="notify_preview", icon=":material/visibility:"):
+        try:
+            plan = notify.send_at_risk(url, user, course.code, settings(), dry_run=True)
+        except (notify.NotifyError, ValueError, PermissionError) as exc:
+            st.error(plain(exc))
+        else:
+            st.session_state["notify_plan"] = plan.as_json()
+    if n2.button("Send notices", key="notify_send", icon=":material/send:"):
+        try:
+            plan = notify.send_at_risk(url, user, course.code, settings())
+        except (notify.NotifyError, ValueError, PermissionError) as exc:
+            st.error(plain(exc))
+        else:
+            flash(f"{len(plan.sent)} notice(s) sent.")
+            st.session_state["notify_plan"] = plan.as_json()
+            st.rerun()
+    shown = st.session_state.get("notify_plan")
+    if shown and shown["course"] == course.code:
+        st.caption(f"Threshold {shown['threshold']:.0%} over the last {shown['last']} decided sessions: "
+                   f"{len(shown['at_risk'])} student(s) at risk, {len(shown['notices'])} notice(s) "
+                   f"{'would be sent' if shown['dry_run'] else 'planned'}, {len(shown['sent'])} sent.")
+        for x in shown["at_risk"]:
+            st.markdown(f"- {plain(x['student_id'])}: {x['rate']:.0%} over {x['sessions']} session(s)")
+        for s_ in shown["skipped"]:
+            st.caption(f"{plain(s_['who'])}: {plain(s_['reason'])}")
+
+    st.divider()
+    st.markdown("**Moodle** — export a session for the attendance activity's import, or push the final "
+                "statuses through Moodle's web services (`AAS_MOODLE_URL` and its token).")
+    sessions = moodle.decided_session_ids(url, user, course.code)
+    if not sessions:
+        st.caption("No decided session yet.")
+    else:
+        m1, m2, m3 = st.columns(3)
+        sid = m1.selectbox("Session", sessions, key="moodle_session")
+        try:
+            name, data = moodle.export_csv(url, user, course.code, int(sid))
+            m2.download_button("Export CSV for Moodle", data, file_name=name, mime="text/csv", key="moodle_csv")
+        except (moodle.MoodleError, ValueError) as exc:
+            m2.caption(plain(exc))
+        dry = m3.toggle("Dry run (show the requests only)", value=True, key="moodle_dry")
+        if st.button("Push statuses to Moodle", key="moodle_push", icon=":material/upload:"):
+            try:
+                res = moodle.push(url, user, course.code, settings(), dry_run=dry)
+            except (moodle.MoodleError, ValueError, PermissionError) as exc:
+                st.error(plain(exc))
+            else:
+                st.success(f"{'Would send' if res.dry_run else 'Sent'} {len(res.writes)} status update(s) "
+                           f"for {len(res.sessions)} session(s).")
+                if res.writes:
+                    st.json([w.as_json() for w in res.writes[:50]], expanded=False)

@@ -11,7 +11,7 @@ import streamlit as st
 from aas_core.db.models import Role
 from aas_core.domain.course_config import PlanConfig
 from aas_core.redact import redact_text
-from aas_core.services import courses
+from aas_core.services import corrections, courses
 from aas_core.services import review as live
 from aas_core.services.camera_session import CameraSession, start_course_capture
 from aas_core.services.sessions import NoSnapshots, SessionService
@@ -480,7 +480,21 @@ with st.expander("Evidence for one student (larger crops, top matches)"):
         with ecols[ev.snapshot % len(ecols)]:
             if ev.crop is not None:
                 show_bgr(ev.crop, width=160)
-            st.caption(f"S{ev.snapshot + 1} · similarity {ev.similarity:.2f}" if ev.similarity is not None
+            how = "self check-in" if ev.source == "self_check_in" else "similarity"
+            st.caption(f"S{ev.snapshot + 1} · {how} {ev.similarity:.2f}" if ev.similarity is not None
                        else f"S{ev.snapshot + 1}")
+            # "That face is not this student": unnamed, kept as a negative for them (services.corrections).
+            if ev.source != "self_check_in" and ev.observation_id is not None and st.button(
+                    "Not this student", key=f"not_{ev.observation_id}", icon=":material/person_off:",
+                    help="The face becomes unknown and teaches the matcher: a later face that looks more like "
+                         "this one than like the student goes to review instead of counting."):
+                try:
+                    corrections.reject_face(_service(), user, ev.observation_id)
+                except (LookupError, ValueError) as exc:
+                    st.error(plain(exc))
+                else:
+                    flash(f"That face is no longer {plain(row.student_number)}; statuses re-decided",
+                          ":material/person_off:")
+                    st.rerun()
 
 _delete_panel(review.session_id, review.status)

@@ -55,3 +55,38 @@ def test_follow_up_lists_corrections_and_unknown_people_for_the_instructor(popul
     stud = make_user(populated["url"], "stud", "student")
     at = ok(page("follow_up.py", stud).run())
     assert any("instructor" in e.value for e in at.error)
+
+
+def test_not_this_student_in_the_review_keeps_a_correction(populated: dict[str, Any]) -> None:
+    from sqlalchemy import select
+
+    from aas_core.db import session_scope
+    from aas_core.db.models import FaceCorrection, FaceObservation
+
+    teach = users(populated["url"])["teach"]
+    at = ok(page("live_session.py", teach).run())
+    seen = next(sn for sn, st in populated["statuses"].items() if st == "attended")
+    at.selectbox(key="evidence_pick").set_value(seen)
+    ok(at.run())
+    buttons = [b for b in at.button if str(b.key).startswith("not_")]
+    assert buttons, "no 'Not this student' button next to the evidence"
+    oid = int(str(buttons[0].key).removeprefix("not_"))
+    with session_scope(populated["url"]) as s:
+        named = s.get(FaceObservation, oid).student.student_number
+    buttons[0].click()
+    ok(at.run())
+    with session_scope(populated["url"]) as s:
+        [c] = s.scalars(select(FaceCorrection)).all()
+        assert c.observation_id == oid and c.not_student.student_number == named
+        assert s.get(FaceObservation, oid).student_id is None
+
+
+def test_courses_preview_at_risk_notices_and_export_for_moodle(populated: dict[str, Any]) -> None:
+    teach = users(populated["url"])["teach"]
+    at = ok(page("courses.py", teach).run())
+    assert "Notices & Moodle" in [t.label for t in at.tabs]
+    next(b for b in at.button if b.key == "notify_preview").click()
+    ok(at.run())
+    shown = at.session_state["notify_plan"]
+    assert shown["dry_run"] and shown["course"] == "CS101"
+    assert any(d.key == "moodle_csv" for d in at.get("download_button"))
