@@ -466,7 +466,9 @@ if st.button("Override one student…", key="override_open"):
                      {r.student_number: r.final_status for r in review.rows})
 
 with st.expander("Evidence for one student (larger crops, top matches)"):
-    pick = st.selectbox("Student", [r.student_number for r in review.rows], key="evidence_pick",
+    # the first student (exceptions first) with a face to show
+    first_seen = next((i for i, r in enumerate(review.rows) if r.evidence), 0)
+    pick = st.selectbox("Student", [r.student_number for r in review.rows], key="evidence_pick", index=first_seen,
                         format_func=lambda sn: next(f"{r.student_number} — {r.name}" for r in review.rows
                                                     if r.student_number == sn))
     row = next(r for r in review.rows if r.student_number == pick)

@@ -75,8 +75,11 @@ def pick_course(courses: Sequence[Any], key: str, label: str = "Course", sidebar
     remembered = st.session_state.get("aas_course")
     index = codes.index(remembered) if remembered in codes else 0
     where = st.sidebar if sidebar else st
-    code = where.selectbox(label, codes, index=index, key=key,
-                           format_func=lambda c: f"{c} — {next(x.name for x in courses if x.code == c)}")
+    def text(c: str) -> str:
+        x = next(x for x in courses if x.code == c)
+        return f"{c} — {x.name}" + (" (archived)" if getattr(x, "archived", False) else "")
+
+    code = where.selectbox(label, codes, index=index, key=key, format_func=text)
     st.session_state["aas_course"] = code
     return next(c for c in courses if c.code == code)
 
