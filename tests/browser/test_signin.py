@@ -144,8 +144,8 @@ def test_reload_and_typed_url_keep_the_user_signed_in(browser: Any, server: dict
     snap(page, "signin_1400")
     fill_sign_in(page, "admin", PASSWORD)
     signed_in_as(page, "admin")
-    assert menu(page) == ["Home", "Courses", "Students", "Live Session", "Pipeline Inspector", "Attendance Trends",
-                          "Evaluation", "Accounts"]
+    assert menu(page) == ["Home", "Courses", "Rooms", "Students", "Live Session", "Check-in", "Follow-up",
+                          "Pipeline Inspector", "Attendance Trends", "Evaluation", "Operations", "Accounts"]
     # the session cookie: HttpOnly, Secure (loopback counts as secure), SameSite=Strict, __Host- prefix
     [cookie] = [c for c in page.context.cookies() if "aas_session" in c["name"]]
     assert cookie["name"] == "__Host-aas_session" and cookie["httpOnly"] and cookie["secure"]
@@ -276,8 +276,8 @@ def test_accounts_page_first_sign_in_menus_by_role_and_ending_sessions(browser: 
 
     teacher = new_page(browser)
     _first_sign_in(teacher, base, "ina", ina_temp)
-    assert menu(teacher) == ["Home", "Courses", "Students", "Live Session", "Pipeline Inspector",
-                             "Attendance Trends", "Evaluation"]
+    assert menu(teacher) == ["Home", "Courses", "Rooms", "Students", "Live Session", "Check-in", "Follow-up",
+                             "Pipeline Inspector", "Attendance Trends", "Evaluation"]
     student = new_page(browser, PHONE)
     student.goto(base)
     fill_sign_in(student, "stu", stu_temp)
@@ -286,7 +286,7 @@ def test_accounts_page_first_sign_in_menus_by_role_and_ending_sessions(browser: 
     student.context.close()
     student = new_page(browser)
     _first_sign_in(student, base, "stu", stu_temp)
-    assert menu(student) == ["Home", "Students", "Attendance Trends"]
+    assert menu(student) == ["Home", "Students", "Check-in", "My sessions", "Attendance Trends"]
     student.goto(base + "/accounts")  # a page not for students: not there
     signed_in_as(student, "stu")
     snap(student, "student_typed_accounts_url_1400")
