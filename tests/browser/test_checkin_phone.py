@@ -21,16 +21,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.browser.app_server import running_app
+from tests.browser.chromium import SHOTS, WAIT, idle, launch, sign_in
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PASSWORD = "checkin-password-1"
-WAIT = 120_000
 POWELL = "lfw_Colin_Powell"
 
 
@@ -75,31 +70,7 @@ def school(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, data_dir:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def idle(page: Any) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",
-        timeout=WAIT)
-
-
-def sign_in(page: Any, url: str, username: str) -> None:
-    page.goto(url)
-    page.get_by_text("AAS — sign in").wait_for()
-    page.get_by_role("textbox", name="Username", exact=True).fill(username)
-    page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as").wait_for(state="attached")  # in the sidebar (collapsed on a phone)
-    idle(page)
+    yield from launch()
 
 
 def shown_code(page: Any) -> str:
@@ -122,7 +93,7 @@ def test_phone_check_in_with_the_code_on_the_screen(school: dict[str, Any], brow
     try:
         room = desk.new_page()
         room.set_default_timeout(WAIT)
-        sign_in(room, school["base"], "teach")  # the instructor goes through the menu
+        sign_in(room, school["base"], "teach", PASSWORD)  # the instructor goes through the menu
         room.locator('[data-testid="stSidebarNav"]').get_by_text("Check-in", exact=True).click()
         room.get_by_text("Check-in (display)").wait_for()
         room.get_by_role("button", name="Open check-in and show the code").click()
@@ -132,7 +103,7 @@ def test_phone_check_in_with_the_code_on_the_screen(school: dict[str, Any], brow
 
         me = phone.new_page()
         me.set_default_timeout(WAIT)
-        sign_in(me, f"{school['base']}/checkin", "s1")  # the student follows a link (or a QR code) to the page
+        sign_in(me, f"{school['base']}/checkin", "s1", PASSWORD)  # the student follows a link (or a QR code) to the page
         me.get_by_role("heading", name="Check in").wait_for()
         assert me.locator('[data-testid="checkin-code"]').count() == 0  # a student never sees the code display
         me.screenshot(path=str(SHOTS / "checkin_02_phone_code.png"), full_page=True)

@@ -20,16 +20,12 @@ import pytest
 from sqlalchemy import select
 
 from tests.browser.app_server import running_app
+from tests.browser.chromium import SHOTS, WAIT, idle, launch, sign_in
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PASSWORD = "dispute-password-1"
-WAIT = 120_000
 
 
 @pytest.fixture(scope="module")
@@ -65,31 +61,7 @@ def school(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def idle(page: Any) -> None:
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",
-        timeout=WAIT)
-
-
-def sign_in(page: Any, url: str, username: str) -> None:
-    page.goto(url)
-    page.get_by_text("AAS — sign in").wait_for()
-    page.get_by_role("textbox", name="Username", exact=True).fill(username)
-    page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as").wait_for(state="attached")
-    idle(page)
+    yield from launch()
 
 
 def test_a_student_disputes_on_a_phone_and_reads_the_instructors_answer(school: dict[str, Any], browser: Any) -> None:
@@ -105,7 +77,7 @@ def test_a_student_disputes_on_a_phone_and_reads_the_instructors_answer(school: 
     try:
         me = phone.new_page()
         me.set_default_timeout(WAIT)
-        sign_in(me, f"{school['base']}/my_sessions", "s2")
+        sign_in(me, f"{school['base']}/my_sessions", "s2", PASSWORD)
         me.get_by_role("heading", name="My sessions").wait_for()
         me.get_by_text("left early").first.click()  # the session's expander
         me.get_by_text("Your face was seen 1 time(s)").wait_for()
@@ -121,7 +93,7 @@ def test_a_student_disputes_on_a_phone_and_reads_the_instructors_answer(school: 
 
         room = desk.new_page()
         room.set_default_timeout(WAIT)
-        sign_in(room, school["base"], "teach")
+        sign_in(room, school["base"], "teach", PASSWORD)
         room.locator('[data-testid="stSidebarNav"]').get_by_text("Follow-up", exact=True).click()
         room.get_by_text("I stayed until the end, back row.").wait_for()
         room.get_by_text("Change the status").click()
