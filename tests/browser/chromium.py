@@ -28,7 +28,7 @@ def launch() -> Iterator[Any]:
 
 def idle(page: Any) -> None:
     """Wait until Streamlit has finished the current run."""
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(400)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",

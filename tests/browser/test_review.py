@@ -26,16 +26,12 @@ import httpx
 import pytest
 
 from tests.browser.app_server import free_port
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, SHOTS, WAIT, idle
 from tests.ui.conftest import PASSWORD, populated_template  # noqa: F401 - the fixture, used by `server`
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-WAIT = 120_000  # ms: model loading and pipeline runs on a small CPU
 WIDE, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 # wide enough for every column of the review grid: Glide draws (and lists in its accessibility
 # table) only the columns in view, and keyboard moves across a scrolled grid lag behind
@@ -111,15 +107,6 @@ def page(browser: Any, server: dict[str, Any]) -> Iterator[Any]:
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-def idle(page: Any) -> None:
-    """Wait until Streamlit has finished the current run (no 'running' indicator)."""
-    page.wait_for_timeout(400)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",
-        timeout=WAIT)
-
 
 def nav(page: Any, title: str, expect: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
