@@ -21,6 +21,8 @@ show_flashes()
 url = database_url()
 cfg = settings()
 st.title(":material/menu_book: Courses")
+st.caption("Your courses: details, roster, when the snapshots are taken and the attendance rules, the camera, "
+           "the timetable and notices.")
 
 # --- list + create ---------------------------------------------------------------------------
 all_courses = svc.list_courses(url, user)
@@ -38,7 +40,7 @@ instructors = svc.instructors(url, user)
 st.subheader("Your courses" if not user.is_admin else "All courses")
 if rows:
     st.dataframe(rows, hide_index=True, width="stretch", column_config={
-        "code": st.column_config.TextColumn("Code"), "name": st.column_config.TextColumn("Name", width="large"),
+        "code": st.column_config.TextColumn("Code"), "name": st.column_config.TextColumn("Name"),
         "schedule": st.column_config.TextColumn("Schedule"), "room": st.column_config.TextColumn("Room"),
         "instructor": st.column_config.TextColumn("Instructor"),
         "students": st.column_config.NumberColumn("Students", width="small"),
@@ -46,7 +48,8 @@ if rows:
         "threshold": st.column_config.TextColumn("Threshold", width="small",
                                                  help="Recognition threshold; 'default' = the model's calibrated one")})
 else:
-    st.info("No courses yet: create the first one below.")
+    st.info("No courses yet: create your first course with the form below (a code such as CS101 and a name), "
+            "then add its students on the **Roster** tab.")
 # Not clear_on_submit: a refused course (a duplicate code) keeps what was typed. After a course is
 # created the form starts empty through new widget keys (a generation number).
 new_gen = st.session_state.setdefault("new_course_gen", 0)

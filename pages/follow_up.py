@@ -78,7 +78,7 @@ course_list = courses.list_courses(url, user)
 # --- recurring unknown people --------------------------------------------------------------------
 with tab_unknown:
     if not course_list:
-        st.info("No courses yet.")
+        st.info("No courses yet: create one on **Courses**; unknown faces seen again and again show up here.")
     else:
         course = pick_course(course_list, key="follow_course")
         assert course is not None
@@ -123,7 +123,7 @@ with tab_unknown:
 # --- corrections -----------------------------------------------------------------------------------
 with tab_corrections:
     if not course_list:
-        st.info("No courses yet.")
+        st.info("No courses yet: create one on **Courses**; the corrections made in its sessions show up here.")
     else:
         course = pick_course(course_list, key="follow_course_corr")
         assert course is not None

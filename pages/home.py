@@ -8,8 +8,10 @@ import streamlit as st
 
 from aas_core.config import redact_url
 from aas_core.db.models import Role
+from aas_core.domain.course_config import PlanConfig
 from aas_core.services import dashboard, reports
 from aas_core.ui.auth import require_user
+from aas_core.ui.session_picture import how_it_works_lines, timeline_figure
 from aas_core.ui.text import plain
 from aas_core.ui.resources import (
     base_config,
@@ -20,7 +22,7 @@ from aas_core.ui.resources import (
     session_providers,
     settings,
 )
-from aas_core.ui.widgets import nav_link, show_flashes
+from aas_core.ui.widgets import metric_row, nav_link, show_flashes
 
 
 @st.cache_data(show_spinner=False, ttl=300)
@@ -42,27 +44,45 @@ figures = dashboard.home_figures(url, user, today)
 monday, sunday, week_rate = figures.monday, figures.sunday, figures.week_rate
 all_records, week, sessions = figures.records, figures.week, figures.sessions
 summary, risky = figures.summary, figures.at_risk
+st.caption("Your attendance at a glance: every class session, your rate, and the courses where it is low."
+           if is_student else
+           "Today's and recent sessions, this week's attendance and the students falling behind; "
+           "the menu on the left opens each task.")
+#: Column names a person reads (the frames keep the service's names).
+LABELS = {
+    "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm"),
+    "course_code": st.column_config.TextColumn("Course"),
+    "student_number": st.column_config.TextColumn("Student ID"),
+    "student_name": st.column_config.TextColumn("Name"),
+    "sessions": st.column_config.NumberColumn("Sessions"),
+    "final_status": st.column_config.TextColumn("Status"),
+    "presence": st.column_config.TextColumn("Seen in snapshots", help="1 = seen, 0 = not seen, - = no usable snapshot"),
+    "override_reason": st.column_config.TextColumn("Reason (if changed by hand)"),
+    "rate": st.column_config.ProgressColumn("Attendance", format="percent", min_value=0, max_value=1),
+    "attended": st.column_config.NumberColumn("Attended"), "late": st.column_config.NumberColumn("Late"),
+    "left_early": st.column_config.NumberColumn("Left early"), "absent": st.column_config.NumberColumn("Absent"),
+    "unknown_faces": st.column_config.NumberColumn("Unknown faces"),
+    "status": st.column_config.TextColumn("State"), "snapshots": st.column_config.NumberColumn("Snapshots"),
+    "today": st.column_config.TextColumn("", width="small"),
+}
 
 # --- headline figures ----------------------------------------------------------------------
 if is_student:
     st.subheader(f"Your attendance, {plain(user.username)}")
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Sessions recorded", len(all_records))
-    c2.metric("Attendance rate (all)", "—" if figures.rate is None else f"{figures.rate:.0%}")
-    c3.metric("This week", "—" if week_rate is None else f"{week_rate:.0%}")
+    metric_row([("Sessions recorded", len(all_records)),
+                ("Attendance rate (all)", "—" if figures.rate is None else f"{figures.rate:.0%}"),
+                ("This week", "—" if week_rate is None else f"{week_rate:.0%}")])
     if not risky.empty:
         st.warning(f"Your attendance is below {reports.AT_RISK_DEFAULT:.0%} in "
                    f"{plain(', '.join(risky['course_code']))}.")
     if not all_records.empty:
         st.dataframe(all_records[["started_at", "course_code", "final_status", "presence", "override_reason"]].head(10),
-                     hide_index=True, width="stretch")
+                     hide_index=True, width="stretch", column_config=LABELS)
 else:
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Courses", figures.n_courses)
-    c2.metric("Students", figures.n_students)
-    c3.metric("Sessions this week", int(week["session_id"].nunique()) if not week.empty else 0)
-    c4.metric(f"Attendance {monday:%d %b}–{sunday:%d %b}", "—" if week_rate is None else f"{week_rate:.0%}",
-              help="Share of attendance records with status attended, late or left early.")
+    metric_row([("Courses", figures.n_courses), ("Students", figures.n_students),
+                ("Sessions this week", int(week["session_id"].nunique()) if not week.empty else 0),
+                (f"Attendance {monday:%d %b}–{sunday:%d %b}", "—" if week_rate is None else f"{week_rate:.0%}",
+                 "Share of attendance records with status attended, late or left early.")])
 
     st.subheader("Today's and recent sessions")
     if sessions.empty:
@@ -73,15 +93,7 @@ else:
         st.dataframe(
             view[["today", "started_at", "course_code", "status", "snapshots", "rate", "attended", "late",
                   "left_early", "absent", "unknown_faces"]],
-            hide_index=True, width="stretch",
-            column_config={
-                "today": st.column_config.TextColumn("", width="small"),
-                "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm"),
-                "course_code": st.column_config.TextColumn("Course"),
-                "rate": st.column_config.ProgressColumn("Attendance", format="percent", min_value=0, max_value=1),
-                "left_early": st.column_config.NumberColumn("left early"),
-                "unknown_faces": st.column_config.NumberColumn("unknown faces"),
-            })
+            hide_index=True, width="stretch", column_config=LABELS)
     st.subheader(f"At risk (attendance < {reports.AT_RISK_DEFAULT:.0%})")
     if summary.empty:
         st.caption("No attendance recorded yet.")
@@ -90,10 +102,20 @@ else:
     else:
         st.dataframe(risky[["course_code", "student_number", "student_name", "sessions", "rate", "absent", "late",
                             "left_early"]],
-                     hide_index=True, width="stretch",
-                     column_config={"course_code": st.column_config.TextColumn("Course"),
-                                    "rate": st.column_config.ProgressColumn(
-                                        "Attendance", format="percent", min_value=0, max_value=1)})
+                     hide_index=True, width="stretch", column_config=LABELS)
+
+# --- how a session works (open by default until there is a session to look at) ---------------------
+try:
+    default_plan = PlanConfig.from_settings(cfg_settings)
+except ValueError:  # AAS_FIRST_AFTER_S etc. that do not fit: the picture shows the built-in plan
+    default_plan = PlanConfig()
+with st.expander("How a session works", icon=":material/help:",
+                 expanded=(all_records.empty if is_student else sessions.empty)):
+    st.plotly_chart(timeline_figure(default_plan), width="stretch", config={"displayModeBar": False},
+                    key="home_timeline")
+    st.markdown("\n".join(f"- {line}" for line in how_it_works_lines(default_plan)))
+    st.caption("Shown with this installation's default plan; each course sets its own on **Courses → "
+               "Capture plan & rules**." if not is_student else "Your instructor sets the times of each course.")
 
 # --- quick links -----------------------------------------------------------------------------
 st.subheader("Go to")
@@ -107,9 +129,9 @@ links = ([("pages/courses.py", "Courses", ":material/menu_book:"),
                                  ("pages/trends.py", "My attendance", ":material/trending_up:")])
 if user.is_admin:
     links.append(("pages/accounts.py", "Accounts", ":material/manage_accounts:"))
-cols = st.columns(len(links))
-for col, (page, label, icon) in zip(cols, links):
-    with col:
+# A wrapping row: in equal columns the longer titles were cut ("Pipeline Inspe…") at 1400 px.
+with st.container(horizontal=True, gap="large"):
+    for page, label, icon in links:
         nav_link(page, label, icon)
 
 # --- system ------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ url = database_url()
 cfg_settings = settings()
 store = image_store()
 st.title(":material/biotech: Pipeline Inspector")
+st.caption("See what recognition does with one photo, stage by stage: people and faces found, how each face was "
+           "prepared, and whom it matched. Change the settings in the sidebar and watch the result.")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

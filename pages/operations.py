@@ -11,7 +11,14 @@ from aas_core.services.operations import operations_status
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import database_url, settings
 from aas_core.ui.text import plain
-from aas_core.ui.widgets import show_flashes
+from aas_core.ui.widgets import metric_row, show_flashes
+
+
+
+def _when(iso: str | None) -> str:
+    """'2026-12-02 19:38' for the service's ISO time in UTC (the column says UTC)."""
+    return iso[:16].replace("T", " ") if iso else "—"
+
 
 user = require_user()
 show_flashes()
@@ -20,6 +27,8 @@ st.title(":material/monitor_heart: Operations")
 if not user.is_admin:  # the service refuses too; say it plainly here
     st.error("Operations is for administrators.")
     st.stop()
+st.caption("Is everything running? Today's sessions and meetings, what waits for processing or review, the "
+           "workers, and each camera's last grab.")
 c1, c2 = st.columns([1, 3])
 c1.button("Refresh", icon=":material/refresh:", key="ops_refresh")
 ask = c2.toggle("Ask the broker and the workers (waits up to 1 s for their answers)", value=True, key="ops_ask")
@@ -28,13 +37,11 @@ facts = operations_status(url, user, settings(), broker=ask)
 sessions, waiting, snaps, broker = (facts["sessions_today"], facts["awaiting_review"], facts["snapshots"],
                                     facts["broker"])
 
-m = st.columns(4)
-m[0].metric("Sessions today", len(sessions))
-m[1].metric("Sessions awaiting review", len(waiting))
-m[2].metric("Snapshots waiting for processing", snaps["queued"])
-m[3].metric("Snapshots failed or missing today", snaps["failed_today"] + snaps["missing_today"])
+metric_row([("Sessions today", len(sessions)), ("Sessions awaiting review", len(waiting)),
+            ("Snapshots waiting for processing", snaps["queued"]),
+            ("Snapshots failed or missing today", snaps["failed_today"] + snaps["missing_today"])], min_px=170)
 if snaps["oldest_queued_at"]:
-    st.caption(f"Oldest snapshot waiting was captured at {snaps['oldest_queued_at']} (UTC).")
+    st.caption(f"Oldest snapshot waiting was captured at {_when(snaps['oldest_queued_at'])} (UTC).")
 
 st.subheader("Workers and queues")
 if broker is None:
@@ -68,8 +75,9 @@ else:
 st.subheader("Today's sessions")
 if sessions:
     st.dataframe(pd.DataFrame([{
-        "Session": x["session_id"], "Course": x["course"], "Started (UTC)": x["started_at"], "State": x["status"],
-        "Camera": x["camera"], "Snapshots planned": x["planned"], "Processed": x["snapshots"]["processed"],
+        "Session": x["session_id"], "Course": x["course"], "Started (UTC)": _when(x["started_at"]),
+        "State": x["status"],
+        "Camera": x["camera"] or "—", "Snapshots planned": x["planned"], "Processed": x["snapshots"]["processed"],
         "Waiting": x["snapshots"]["captured"], "Missing": x["snapshots"]["missing"],
         "Failed": x["snapshots"]["failed"]} for x in sessions]), hide_index=True, width="stretch")
 else:
@@ -77,7 +85,8 @@ else:
 
 st.subheader("Awaiting review")
 if waiting:
-    st.dataframe(pd.DataFrame([{"Session": x["session_id"], "Course": x["course"], "Started (UTC)": x["started_at"],
+    st.dataframe(pd.DataFrame([{"Session": x["session_id"], "Course": x["course"],
+                                "Started (UTC)": _when(x["started_at"]),
                                 "Students to review": x["students"]} for x in waiting]),
                  hide_index=True, width="stretch")
     st.caption("Open a session on **Live Session** to review it.")
@@ -92,6 +101,7 @@ else:
     failing = [c for c in cams if c["failing"]]
     if failing:
         st.error(f"{len(failing)} camera(s) failed at their last use: " + ", ".join(plain(c["camera"]) for c in failing))
-    st.dataframe(pd.DataFrame([{"Camera": c["camera"], "Last good grab (UTC)": c["last_ok_at"],
-                                "Last error": c["last_error"], "Error at (UTC)": c["last_error_at"]}
+    st.dataframe(pd.DataFrame([{"Camera": c["camera"], "Last good grab (UTC)": _when(c["last_ok_at"]),
+                                "Last error": c["last_error"] or "—",
+                                "Error at (UTC)": _when(c["last_error_at"])}
                                for c in cams]), hide_index=True, width="stretch")

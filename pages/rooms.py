@@ -24,6 +24,8 @@ if not user.is_admin:  # the services check again; this only says so before any 
     st.info("Rooms and their cameras are managed by administrators. Instructors pick a room for each meeting "
             "in a course's timetable (Courses → Timetable).")
     st.stop()
+st.caption("The teaching rooms and the camera in each: add a room, set and test its camera, see whether it "
+           "worked at its last use.")
 st.caption("A room's camera is stored without its secrets (kind, host, options). Passwords, URLs holding "
            f"credentials and light headers stay in the environment (`AAS_CAMERAS`) or `{SECRETS_FILE}` under "
            "`[cameras.NAME]`, with NAME the camera's name.")

@@ -29,6 +29,9 @@ cfg = settings()
 store = image_store()
 is_student = user.role == Role.STUDENT and not user.is_admin
 st.title(":material/school: " + ("My photos & consent" if is_student else "Students"))
+st.caption("Your consent to face recognition and the photos it recognises you by." if is_student else
+           "Everyone on your courses: add students, record their consent, and enroll the face photos "
+           "recognition uses.")
 STUDENTS_PER_PAGE = 50
 #: Enrollment figures in words, with units (never "roll_deg -0").
 FIGURE_TEXT = {"face_px": ("face", "{:.0f} px"), "blur": ("sharpness", "{:.0f}"),

@@ -14,13 +14,16 @@ from aas_core.db.models import Role
 from aas_core.services import reports
 from aas_core.ui.auth import require_user
 from aas_core.ui.resources import database_url
-from aas_core.ui.widgets import show_flashes
+from aas_core.ui.widgets import metric_row, show_flashes
 
 user = require_user()
 show_flashes()
 url = database_url()
 is_student = user.role == Role.STUDENT and not user.is_admin
 st.title(":material/trending_up: " + ("My attendance" if is_student else "Attendance Trends"))
+st.caption("Your status in each session over time, and the files to keep." if is_student else
+           "Attendance over time per course and student, who is at risk, how sure the matches were, and the "
+           "records as CSV or Excel. Filters are in the sidebar.")
 
 # --- filters -------------------------------------------------------------------------------------
 scope = reports.trend_scope(url, user)
@@ -54,11 +57,9 @@ if df.empty:
 rates, summary = data.rates, data.summary
 risky = reports.at_risk(summary, risk)
 
-m = st.columns(4)
-m[0].metric("Sessions", df["session_id"].nunique())
-m[1].metric("Attendance rate", f"{reports.attendance_rate(df):.0%}")
-m[2].metric("Late", f"{(df['final_status'] == 'late').mean():.0%}")
-m[3].metric("Left early", f"{(df['final_status'] == 'left_early').mean():.0%}")
+metric_row([("Sessions", df["session_id"].nunique()), ("Attendance rate", f"{reports.attendance_rate(df):.0%}"),
+            ("Late", f"{(df['final_status'] == 'late').mean():.0%}"),
+            ("Left early", f"{(df['final_status'] == 'left_early').mean():.0%}")])
 
 STATUS_WORDS = {k: k.replace("_", " ") for k in reports.STATUSES}
 #: Column names a person reads (the frames keep the export's names).

@@ -100,3 +100,11 @@ def secrets_mapping() -> dict:
         return st.secrets.to_dict()
     except Exception:  # noqa: BLE001 - no secrets.toml, or unreadable
         return {}
+
+
+def metric_row(metrics: Sequence[tuple[str, Any] | tuple[str, Any, str | None]], min_px: int = 150) -> None:
+    """Headline figures side by side that wrap (two a row on a phone) instead of ``st.columns``,
+    which stacks them one under the other below 640 px: four metrics then filled a phone's screen."""
+    with st.container(horizontal=True, horizontal_alignment="distribute", gap="medium"):
+        for label, value, *more in metrics:
+            st.metric(label, value, help=more[0] if more else None, width=min_px)
