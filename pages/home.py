@@ -81,8 +81,9 @@ if is_student:
 else:
     metric_row([("Courses", figures.n_courses), ("Students", figures.n_students),
                 ("Sessions this week", int(week["session_id"].nunique()) if not week.empty else 0),
-                (f"Attendance {monday:%d %b}–{sunday:%d %b}", "—" if week_rate is None else f"{week_rate:.0%}",
-                 "Share of attendance records with status attended, late or left early.")])
+                ("Attendance this week", "—" if week_rate is None else f"{week_rate:.0%}",
+                 f"{monday:%d %b}–{sunday:%d %b}: share of attendance records with status attended, late or "
+                 "left early.")], min_px=160)
 
     st.subheader("Today's and recent sessions")
     if sessions.empty:
@@ -130,7 +131,7 @@ links = ([("pages/courses.py", "Courses", ":material/menu_book:"),
 if user.is_admin:
     links.append(("pages/accounts.py", "Accounts", ":material/manage_accounts:"))
 # A wrapping row: in equal columns the longer titles were cut ("Pipeline Inspe…") at 1400 px.
-with st.container(horizontal=True, gap="large"):
+with st.container(horizontal=True, gap="small"):
     for page, label, icon in links:
         nav_link(page, label, icon)
 

@@ -66,8 +66,11 @@ def test_the_page_lists_cover_every_page_file() -> None:
     assert files == ({p or "home" for p in ADMIN_PAGES} | {p or "home" for p in STUDENT_PAGES})
 
 
-@pytest.fixture(scope="module")
-def school(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
+def seed_school(url: str, data: Path, extra_students: int = 0) -> None:
+    """An instructor ``teach``, course CS101 of six students with a face photo each (one with a long
+    name) and ``extra_students`` more without photos, two decided sessions (attended, late, left
+    early, absent and an unknown face), and a student account ``s2`` (also used by
+    benchmarks/page_navigation.py)."""
     sys.path.insert(0, str(ROOT / "tests" / "services"))
     from fake_vision import FakePipeline, scene
 
@@ -78,26 +81,31 @@ def school(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     from aas_core.services.enrollment import enroll_images
     from aas_core.services.sessions import SessionService
 
+    store, settings, pipe = ImageStore(data), Settings(database_url=url, data_dir=data), FakePipeline()
+    names = ["Ada Lovelace", "Grace Hopper", "Maximiliana Wilhelmina von Hohenzollern-Sigmaringen",
+             "Alan Turing", "Edsger Dijkstra", "Barbara Liskov"]
+    with session_scope(url) as s:
+        teach = to_auth_user(s, create_user(s, "teach", PASSWORD, "instructor", name="Dr Teach"))
+        course = repo.add_course(s, "CS101", "Introduction to Computer Science", instructor_id=teach.instructor_id)
+        for seat, name in enumerate(names):
+            st = repo.add_student(s, f"S{seat + 1}", name, consent=True)
+            repo.enroll_in_course(s, course, st)
+            [o] = enroll_images(s, st, [(f"S{seat + 1}.png", scene({seat}))], pipe, store, settings)
+            assert o.accepted
+        for k in range(extra_students):
+            repo.enroll_in_course(s, course, repo.add_student(s, f"X{k + 1:04d}", f"Extra Student {k + 1}"))
+        create_user(s, "s2", PASSWORD, "student", student_number="S2")
+    svc = SessionService(url, store, pipe, settings, seat_continuity=False)
+    svc.run_from_images("CS101", [scene({0, 1, 2, 3, 4, 5}), scene({0, 1, 2, 3, 4}), scene({0, 1, 2, 3, 4})])
+    # late, left early, absent and an unknown face (seat 7 has no student)
+    svc.run_from_images("CS101", [scene({0, 2, 3, 7}), scene({0, 1, 2, 3, 7}), scene({0, 1, 2, 7})])
+
+
+@pytest.fixture(scope="module")
+def school(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
     root = tmp_path_factory.mktemp("layout")
     with running_app(root, models_dir, PASSWORD, db_name="layout.db") as (base, env):
-        url, data = env["AAS_DATABASE_URL"], Path(env["AAS_DATA_DIR"])
-        store, settings, pipe = ImageStore(data), Settings(database_url=url, data_dir=data), FakePipeline()
-        names = ["Ada Lovelace", "Grace Hopper", "Maximiliana Wilhelmina von Hohenzollern-Sigmaringen",
-                 "Alan Turing", "Edsger Dijkstra", "Barbara Liskov"]
-        with session_scope(url) as s:
-            teach = to_auth_user(s, create_user(s, "teach", PASSWORD, "instructor", name="Dr Teach"))
-            course = repo.add_course(s, "CS101", "Introduction to Computer Science",
-                                     instructor_id=teach.instructor_id)
-            for seat, name in enumerate(names):
-                st = repo.add_student(s, f"S{seat + 1}", name, consent=True)
-                repo.enroll_in_course(s, course, st)
-                [o] = enroll_images(s, st, [(f"S{seat + 1}.png", scene({seat}))], pipe, store, settings)
-                assert o.accepted
-            create_user(s, "s2", PASSWORD, "student", student_number="S2")
-        svc = SessionService(url, store, pipe, settings, seat_continuity=False)
-        svc.run_from_images("CS101", [scene({0, 1, 2, 3, 4, 5}), scene({0, 1, 2, 3, 4}), scene({0, 1, 2, 3, 4})])
-        # late, left early, absent and an unknown face (seat 7 has no student)
-        svc.run_from_images("CS101", [scene({0, 2, 3, 7}), scene({0, 1, 2, 3, 7}), scene({0, 1, 2, 7})])
+        seed_school(env["AAS_DATABASE_URL"], Path(env["AAS_DATA_DIR"]))
         yield base
 
 
@@ -137,7 +145,7 @@ def _screenshot(page: Any, name: str) -> Path:
                            "[data-testid=\"stMainBlockContainer\"]')].map(e => e.scrollHeight), "
                            "document.body.scrollHeight)")
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(8000, int(height) + 40))})
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(600)  # tables repaint after the resize
     path = OUT / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
