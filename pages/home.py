@@ -56,7 +56,8 @@ LABELS = {
     "student_name": st.column_config.TextColumn("Name"),
     "sessions": st.column_config.NumberColumn("Sessions"),
     "final_status": st.column_config.TextColumn("Status"),
-    "presence": st.column_config.TextColumn("Seen in snapshots", help="1 = seen, 0 = not seen, - = no usable snapshot"),
+    "presence": st.column_config.TextColumn("Seen in snapshots",
+                                            help="Per snapshot: ✓ seen, ✗ not seen, – no usable snapshot"),
     "override_reason": st.column_config.TextColumn("Reason (if changed by hand)"),
     "rate": st.column_config.ProgressColumn("Attendance", format="percent", min_value=0, max_value=1),
     "attended": st.column_config.NumberColumn("Attended"), "late": st.column_config.NumberColumn("Late"),
@@ -76,8 +77,9 @@ if is_student:
         st.warning(f"Your attendance is below {reports.AT_RISK_DEFAULT:.0%} in "
                    f"{plain(', '.join(risky['course_code']))}.")
     if not all_records.empty:
-        st.dataframe(all_records[["started_at", "course_code", "final_status", "presence", "override_reason"]].head(10),
-                     hide_index=True, width="stretch", column_config=LABELS)
+        mine = all_records[["started_at", "course_code", "final_status", "presence", "override_reason"]].head(10)
+        mine = mine.assign(final_status=mine["final_status"].str.replace("_", " "))  # "left early", as said
+        st.dataframe(mine, hide_index=True, width="stretch", column_config=LABELS)
 else:
     metric_row([("Courses", figures.n_courses), ("Students", figures.n_students),
                 ("Sessions this week", int(week["session_id"].nunique()) if not week.empty else 0),
