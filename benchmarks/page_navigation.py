@@ -9,8 +9,9 @@ course CS101, six students with photos plus ``--students`` more on the roster, t
 sessions), signs in in Debian's Chromium at 1400×900, and visits every page of the role once
 ("cold": the first visit of the server process, which loads models or fills caches), then
 ``--rounds`` times in sidebar order. A navigation ends when the page's title is the new one, no
-element of the previous run is left (``data-stale``), and Streamlit's running icon is gone, and it
-stays so for 150 ms (not counted). Prints the median and the worst time per page and whether the
+element of the previous run is left (``data-stale``), no element is still loading its code
+(Streamlit's skeleton placeholders), and Streamlit's running icon is gone, and it stays so for
+150 ms (not counted). Prints the median and the worst time per page and whether the
 median is within the 1.5 s the issue asks for.
 
 Timings on a shared machine are noisy: compare pages within one run, not across runs.
@@ -48,6 +49,7 @@ SETTLED_JS = """(title) => {
   const h = document.querySelector('[data-testid="stMain"] h1');
   return !!h && h.innerText.trim().endsWith(title)
     && !document.querySelector('[data-stale="true"]')
+    && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]')
     && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]');
 }"""
 

@@ -26,7 +26,8 @@ if user.role != Role.STUDENT or not user.student_number:
 
 sessions = disputes.my_sessions(url, user)
 if not sessions:
-    st.info("No class sessions recorded for you yet.")
+    st.info("No class sessions recorded for you yet: they appear here after a session of your course. Until "
+            "then, check on **My photos & consent** that your consent is recorded and your photos accepted.")
     st.stop()
 
 for ms in sessions:

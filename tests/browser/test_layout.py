@@ -114,10 +114,15 @@ def browser() -> Iterator[Any]:
     yield from launch()
 
 
+#: Placeholders Streamlit shows while an element's code is still loading in the browser.
+LOADING = '[data-testid="stSkeleton"], [data-testid="stSkeletonElement"], [data-testid="stAppSkeleton"]'
+
+
 def _visit(page: Any, base: str, path: str) -> None:
     page.goto(f"{base}/{path}")
     page.locator('[data-testid="stMain"] h1').first.wait_for()
     idle(page)
+    page.wait_for_function(f"() => !document.querySelector('{LOADING}')", timeout=WAIT)
     page.wait_for_timeout(300)  # charts and tables size themselves after the run ends
 
 
