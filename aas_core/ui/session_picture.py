@@ -94,8 +94,10 @@ def timeline_figure(plan: PlanConfig, height: int = 230) -> go.Figure:
     fig.add_shape(type="line", x0=0, x1=end, y0=0, y1=0, line={"color": "#e2e8f0", "width": 2}, layer="below")
     # Labels alternate between two heights: on a phone, neighbours 7 minutes apart would overlap.
     for i, s in enumerate(shots):
-        fig.add_annotation(x=s.minute, y=1.45 if i % 2 == 0 else 1.95, text=s.label, showarrow=False,
-                           yanchor="bottom", font={"size": 11})
+        # The random one's label ends at its window's end: centred, it ran off a phone's screen.
+        fig.add_annotation(x=s.window[1] if s.window else s.minute, xanchor="right" if s.window else "center",
+                           y=1.45 if i % 2 == 0 else 1.95, text=s.label, showarrow=False, yanchor="bottom",
+                           font={"size": 11})
     fig.update_xaxes(range=[-end * 0.02, end * 1.02], title="minutes from the start of the class",
                      tickvals=sorted({0, round(end), *[round(s.minute) for s in shots if not s.window]}),
                      showgrid=False, zeroline=False, fixedrange=True)
