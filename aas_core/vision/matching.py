@@ -25,10 +25,30 @@ Everything is one matrix multiply over the whole roster plus vectorised reductio
 10,000 students x 5 samples against 40 faces takes ~5 ms with 128-d and ~16 ms with
 512-d embeddings on a 2-core CPU (median, idle machine; ``benchmarks/bench_matching.py``).
 
-Institution scale (two-stage search)
-    From ``TWO_STAGE_MIN_STUDENTS`` students on (a face searched across the whole
-    institution rather than a roster), scoring every sample costs ``1 + n_samples`` GEMM rows
-    per student. :class:`Gallery` then searches in two stages:
+Institution scale (bf16-bounded exact search)
+    From ``LARGE_GALLERY_MIN_STUDENTS`` students on (a face searched across the whole
+    institution rather than a roster), on a CPU with bf16 matmul hardware (AMX or
+    AVX512-BF16, :func:`bf16_search_available`), :class:`Gallery` searches in two stages that
+    give brute force's answer (:class:`_Bf16Search`):
+
+    1. *stage 1* scores every row (every mean and every sample) with a bf16 copy of the
+       gallery through torch/oneDNN: half the memory traffic of the fp32 GEMM, which is what
+       brute force is bound by. Each value is within a proven distance of the fp32 score
+       (rounding of the query and the gallery to bf16, fp32 accumulation, rounding of the
+       output to bf16; the norms are measured), so each student's exact score lies in an
+       interval around its stage-1 maximum;
+    2. *stage 2* scores in fp32 every student whose interval reaches the query's cut
+       ``min(k-th best, max(threshold, M-th best))`` (lower ends, M = faces in the snapshot):
+       the exact top k and every pair an optimal one-to-one assignment can use are among
+       them, so ``top_ids``, ``top_similarity`` and ``assigned`` equal brute force's (scores
+       up to fp32 summation order, ~1e-7).
+
+    torch is imported only for such galleries. Without bf16 hardware torch's bf16 matmul is
+    emulated and slower than numpy's fp32, so the gallery stays brute force (exact, slower).
+    ``benchmarks/matching_scale.py`` measures both, side by side.
+
+Two-stage search (approximate, opt-in: ``search="two-stage"``)
+    For comparison and for CPUs without bf16, two stages over one template per student:
 
     1. *stage 1* scores the queries against one row per student, the mean template, plus the
        few "mode" samples whose cosine to their own mean is under ``MODE_COS`` (glasses
@@ -45,8 +65,8 @@ Institution scale (two-stage search)
     ``MODE_COS``, so the gap is bounded in angle but not zero). For enrolled faces the
     genuine student leads stage 1 by a wide margin; the queries that can differ are
     strangers, whose best impostor is a near-tie among thousands (and stays below the
-    threshold either way). ``benchmarks/matching_scale.py`` measures the agreement.
-    Outside a query's candidates ``scores`` holds the stage-1 lower bound, not the exact score.
+    threshold either way). Outside a query's candidates ``scores`` holds the stage-1 lower
+    bound, not the exact score.
 """
 
 from __future__ import annotations
@@ -628,7 +648,7 @@ class _Bf16Search:
         return np.where(t > t64, np.nextafter(t, np.float32(-np.inf)), t)  # the cast must not raise it
 
     def stage1(self, q: np.ndarray):
-        """(U (M, S) float32 torch tensor, per-query E, per-block max (M, blocks))."""
+        """Stage-1 value of every student, U (M, S) float32 torch tensor, and per-query E."""
         import torch
 
         m = len(q)
