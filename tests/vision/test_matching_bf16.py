@@ -19,6 +19,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def _small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several stage-1 blocks (and scan groups) even on these small galleries."""
+    monkeypatch.setattr(matching, "BF16_BLOCK_STUDENTS", 2048)
+    monkeypatch.setattr(matching, "_SCAN_WIDTH", 256)
+
+
 def _pair(ids: list[str], emb: np.ndarray) -> tuple[Gallery, Gallery]:
     fast = Gallery(ids, emb, M, search="bf16")
     exact = Gallery(ids, emb, M, search="exact")
