@@ -217,7 +217,9 @@ class Gallery:
             try:
                 self._bf16 = _Bf16Search(self, BF16_BLOCK_STUDENTS)
             except (ImportError, RuntimeError) as exc:  # no torch, or its bf16 matmul broke the bound
-                warnings.warn(f"bf16 gallery search unavailable ({exc}); using brute force", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"bf16 gallery search unavailable ({exc}); using brute force", RuntimeWarning, stacklevel=2
+                )
                 self.search = "exact"
         if self.search == "two-stage":
             # Stage-1 extra rows: samples far from their own mean (rows of self._templates).
@@ -241,14 +243,16 @@ class Gallery:
         return self.search == "two-stage"
 
     def __repr__(self) -> str:
-        mode = {"exact": "", "bf16": ", bf16-bounded exact", "two-stage": f", two-stage K={self.candidates}"}[self.search]
+        names = {"exact": "", "bf16": ", bf16-bounded exact", "two-stage": f", two-stage K={self.candidates}"}
+        mode = names[self.search]
         return f"Gallery({len(self)} students, {self.n_samples} samples, d={self.dim}, model={self.model_name!r}{mode})"
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the search structures (templates, stage-1 mode rows, bf16 copy)."""
         extra = self._bf16.nbytes if self._bf16 is not None else 0
-        return int(self._templates.nbytes + self._modes.nbytes + self._mode_owner.nbytes + self._mode_starts.nbytes + extra)
+        modes = self._modes.nbytes + self._mode_owner.nbytes + self._mode_starts.nbytes
+        return int(self._templates.nbytes + modes + extra)
 
     def _queries(self, queries: np.ndarray, model_name: str) -> np.ndarray:
         if model_name != self.model_name:
