@@ -25,10 +25,30 @@ Everything is one matrix multiply over the whole roster plus vectorised reductio
 10,000 students x 5 samples against 40 faces takes ~5 ms with 128-d and ~16 ms with
 512-d embeddings on a 2-core CPU (median, idle machine; ``benchmarks/bench_matching.py``).
 
-Institution scale (two-stage search)
-    From ``TWO_STAGE_MIN_STUDENTS`` students on (a face searched across the whole
-    institution rather than a roster), scoring every sample costs ``1 + n_samples`` GEMM rows
-    per student. :class:`Gallery` then searches in two stages:
+Institution scale (bf16-bounded exact search)
+    From ``LARGE_GALLERY_MIN_STUDENTS`` students on (a face searched across the whole
+    institution rather than a roster), on a CPU with bf16 matmul hardware (AMX or
+    AVX512-BF16, :func:`bf16_search_available`), :class:`Gallery` searches in two stages that
+    give brute force's answer (:class:`_Bf16Search`):
+
+    1. *stage 1* scores every row (every mean and every sample) with a bf16 copy of the
+       gallery through torch/oneDNN: half the memory traffic of the fp32 GEMM, which is what
+       brute force is bound by. Each value is within a proven distance of the fp32 score
+       (rounding of the query and the gallery to bf16, fp32 accumulation, rounding of the
+       output to bf16; the norms are measured), so each student's exact score lies in an
+       interval around its stage-1 maximum;
+    2. *stage 2* scores in fp32 every student whose interval reaches the query's cut
+       ``min(k-th best, max(threshold, M-th best))`` (lower ends, M = faces in the snapshot):
+       the exact top k and every pair an optimal one-to-one assignment can use are among
+       them, so ``top_ids``, ``top_similarity`` and ``assigned`` equal brute force's (scores
+       up to fp32 summation order, ~1e-7).
+
+    torch is imported only for such galleries. Without bf16 hardware torch's bf16 matmul is
+    emulated and slower than numpy's fp32, so the gallery stays brute force (exact, slower).
+    ``benchmarks/matching_scale.py`` measures both, side by side.
+
+Two-stage search (approximate, opt-in: ``search="two-stage"``)
+    For comparison and for CPUs without bf16, two stages over one template per student:
 
     1. *stage 1* scores the queries against one row per student, the mean template, plus the
        few "mode" samples whose cosine to their own mean is under ``MODE_COS`` (glasses
@@ -45,13 +65,14 @@ Institution scale (two-stage search)
     ``MODE_COS``, so the gap is bounded in angle but not zero). For enrolled faces the
     genuine student leads stage 1 by a wide margin; the queries that can differ are
     strangers, whose best impostor is a near-tie among thousands (and stays below the
-    threshold either way). ``benchmarks/matching_scale.py`` measures the agreement.
-    Outside a query's candidates ``scores`` holds the stage-1 lower bound, not the exact score.
+    threshold either way). Outside a query's candidates ``scores`` holds the stage-1 lower
+    bound, not the exact score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,11 +80,19 @@ from scipy.optimize import linear_sum_assignment
 
 _EPS = 1e-12
 
-#: Galleries with at least this many students use the two-stage search (see module doc);
-#: smaller ones (any course roster) are scored exactly by brute force. Chosen from
-#: ``benchmarks/matching_scale.py``: two-stage pays off well before, brute force stays the
-#: reference where it is cheap.
-TWO_STAGE_MIN_STUDENTS = 20_000
+#: Galleries with at least this many students use the large-gallery search (bounded bf16
+#: where the CPU has bf16 hardware, else exact brute force; see the module doc); smaller ones
+#: (any course roster) are scored by numpy brute force, which is cheap there and needs no torch.
+LARGE_GALLERY_MIN_STUDENTS = 20_000
+#: Former name of ``LARGE_GALLERY_MIN_STUDENTS`` (the two-stage search is now opt-in).
+TWO_STAGE_MIN_STUDENTS = LARGE_GALLERY_MIN_STUDENTS
+#: Students per stage-1 matmul of the bf16 search: its (M, (1 + slots) x block) bf16 scores
+#: (~4 MB for 40 faces) stay in cache while they are reduced to one value per student, and
+#: few, large calls keep the per-call and thread-barrier costs low (measured: 8192 beat 2048
+#: by 1.3-3x on the shared 2-core machine).
+BF16_BLOCK_STUDENTS = 8192
+#: Width of the column groups whose maxima steer the candidate scan of the bf16 search.
+_SCAN_WIDTH = 512
 #: Stage-1 candidates per query (at least ``top_k`` and the number of queries are kept).
 TWO_STAGE_CANDIDATES = 64
 #: A sample whose cosine to its own student's mean is below this is a "mode" of its own in
@@ -114,8 +143,12 @@ class Gallery:
         model_name: the embedder name (``Embedder.name``) that produced them. Queries
             must come from the same model: cosine similarities between different models
             are meaningless, so :meth:`match` refuses to mix them.
-        two_stage: force (True) or forbid (False) the two-stage search; None (default)
-            uses it from ``TWO_STAGE_MIN_STUDENTS`` students on.
+        search: ``"exact"`` (numpy brute force), ``"bf16"`` (exact results through a bounded
+            bf16 stage 1, see :class:`_Bf16Search`) or ``"two-stage"`` (approximate, see the
+            module doc). None (default): ``"bf16"`` from ``LARGE_GALLERY_MIN_STUDENTS``
+            students on where the CPU has bf16 hardware (:func:`bf16_search_available`),
+            otherwise ``"exact"``.
+        two_stage: older switch: True means ``search="two-stage"``, False ``"exact"``.
         candidates: stage-1 candidates kept per query in two-stage mode.
     """
 
@@ -125,6 +158,7 @@ class Gallery:
         embeddings: np.ndarray,
         model_name: str,
         *,
+        search: str | None = None,
         two_stage: bool | None = None,
         candidates: int = TWO_STAGE_CANDIDATES,
     ) -> None:
@@ -170,9 +204,24 @@ class Gallery:
         self._counts = counts.astype(np.intp)
         self._templates = np.ascontiguousarray(np.vstack([means, body]), dtype=np.float32)
 
-        self.two_stage = bool(s >= TWO_STAGE_MIN_STUDENTS if two_stage is None else two_stage) and s > 0
+        if search is None and two_stage is not None:
+            search = "two-stage" if two_stage else "exact"
+        if search is None:
+            search = "bf16" if s >= LARGE_GALLERY_MIN_STUDENTS and bf16_search_available() else "exact"
+        if search not in ("exact", "bf16", "two-stage"):
+            raise ValueError(f"search must be 'exact', 'bf16' or 'two-stage', got {search!r}")
+        self.search = search if s > 0 else "exact"
         self.candidates = int(candidates)
-        if self.two_stage:
+        self._bf16: _Bf16Search | None = None
+        if self.search == "bf16":
+            try:
+                self._bf16 = _Bf16Search(self, BF16_BLOCK_STUDENTS)
+            except (ImportError, RuntimeError) as exc:  # no torch, or its bf16 matmul broke the bound
+                warnings.warn(
+                    f"bf16 gallery search unavailable ({exc}); using brute force", RuntimeWarning, stacklevel=2
+                )
+                self.search = "exact"
+        if self.search == "two-stage":
             # Stage-1 extra rows: samples far from their own mean (rows of self._templates).
             owner = np.repeat(np.arange(s), counts)
             own_cos = np.einsum("ij,ij->i", samples, means[owner])
@@ -189,14 +238,21 @@ class Gallery:
         """Number of students."""
         return len(self.student_ids)
 
+    @property
+    def two_stage(self) -> bool:
+        return self.search == "two-stage"
+
     def __repr__(self) -> str:
-        mode = f", two-stage K={self.candidates}" if self.two_stage else ""
+        names = {"exact": "", "bf16": ", bf16-bounded exact", "two-stage": f", two-stage K={self.candidates}"}
+        mode = names[self.search]
         return f"Gallery({len(self)} students, {self.n_samples} samples, d={self.dim}, model={self.model_name!r}{mode})"
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the search structures (templates, and stage-1 mode rows)."""
-        return int(self._templates.nbytes + self._modes.nbytes + self._mode_owner.nbytes + self._mode_starts.nbytes)
+        """Bytes held by the search structures (templates, stage-1 mode rows, bf16 copy)."""
+        extra = self._bf16.nbytes if self._bf16 is not None else 0
+        modes = self._modes.nbytes + self._mode_owner.nbytes + self._mode_starts.nbytes
+        return int(self._templates.nbytes + modes + extra)
 
     def _queries(self, queries: np.ndarray, model_name: str) -> np.ndarray:
         if model_name != self.model_name:
@@ -217,9 +273,13 @@ class Gallery:
         """(M, students) similarity ``max(cos(q, mean), max cos(q, samples))``, float32.
 
         In two-stage mode only each query's candidates hold that exact score; the other
-        entries hold the stage-1 lower bound (see the module doc).
+        entries hold the stage-1 lower bound (see the module doc). In bf16 mode each row's
+        maximum, and every entry that could reach it, is exact; the others hold the bf16
+        stage-1 value, below the row's maximum.
         """
         q = self._queries(queries, model_name)
+        if self.search == "bf16" and len(q):
+            return self._bf16.search(q, 1, None)[0]
         return self._score(q, self.candidates)[0]
 
     def exact_scores(self, queries: np.ndarray, *, model_name: str) -> np.ndarray:
@@ -240,7 +300,7 @@ class Gallery:
         """Scores (M, S) and, in two-stage mode, each query's exactly scored candidates (M, K)."""
         s = len(self.student_ids)
         k = min(max(k, len(q)), s)
-        if not self.two_stage or len(q) == 0 or k >= s:
+        if self.search != "two-stage" or len(q) == 0 or k >= s:
             return self._exact_all(q), None
         # stage 1: one row per student (the mean) plus the mode samples
         stage1 = q @ self._templates[:s].T
@@ -275,6 +335,58 @@ class Gallery:
             out[i] = np.maximum(means[c] @ q[i], np.maximum.reduceat(sims, local))
         return out
 
+    def _sample_rows(self, students: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Rows of ``self._templates`` holding sample ``slot`` (< its count) of each student."""
+        s = len(self.student_ids)
+        students = np.asarray(students, np.intp)
+        if self._padded:
+            return s + np.asarray(slot, np.intp) * s + students
+        return s + self._offsets[students] + np.asarray(slot, np.intp)
+
+    def _exact_flat(self, q: np.ndarray, qi: np.ndarray, si: np.ndarray) -> np.ndarray:
+        """Exact score of query qi[p] against student si[p], for each pair p; (P,) float32."""
+        if not len(qi):
+            return np.zeros(0, np.float32)
+        cnt = self._counts[si]
+        ends = np.cumsum(cnt)
+        seg = np.repeat(np.arange(len(si)), cnt)
+        slot = np.arange(ends[-1]) - np.repeat(ends - cnt, cnt)
+        rows = self._sample_rows(si[seg], slot)
+        sims = np.einsum("td,td->t", self._templates[rows], q[qi[seg]])
+        best = np.maximum.reduceat(sims, ends - cnt)
+        return np.maximum(np.einsum("pd,pd->p", self._templates[si], q[qi]), best).astype(np.float32)
+
+    def _match_bf16(self, q: np.ndarray, threshold: float, top_k: int, model_name: str) -> MatchResult:
+        """:meth:`match` in bf16 mode: top-k and assignment from each query's candidates, which
+        hold the exact top k and every pair reaching the threshold (see :class:`_Bf16Search`)."""
+        scores, cand = self._bf16.search(q, top_k, threshold)
+        m, s = scores.shape
+        ids = np.asarray(self.student_ids, dtype=object)
+        k = min(top_k, s)
+        top_idx = np.empty((m, k), np.intp)
+        top_sim = np.empty((m, k), np.float32)
+        for i, c in enumerate(cand):
+            v = scores[i, c]
+            o = np.lexsort((c, -v))[:k]  # best first, ties by column
+            top_idx[i], top_sim[i] = c[o], v[o]
+        qi = np.repeat(np.arange(m), [len(c) for c in cand])
+        si = np.concatenate(cand) if m else np.zeros(0, np.intp)
+        ok = scores[qi, si] >= threshold
+        rows, cols = np.unique(qi[ok]), np.unique(si[ok])
+        allowed = np.zeros((len(rows), len(cols)), bool)
+        allowed[np.searchsorted(rows, qi[ok]), np.searchsorted(cols, si[ok])] = True
+        assigned, assigned_sim = _assign(scores, rows, cols, allowed, ids)
+        return MatchResult(
+            top_ids=[list(row) for row in ids[top_idx]],
+            top_similarity=top_sim,
+            assigned=assigned,
+            assigned_similarity=assigned_sim,
+            scores=scores,
+            student_ids=self.student_ids,
+            threshold=threshold,
+            model_name=model_name,
+        )
+
     def match(self, queries: np.ndarray, threshold: float, top_k: int = 3, *, model_name: str) -> MatchResult:
         """Top-k candidates and a one-to-one assignment for the faces of one snapshot.
 
@@ -290,6 +402,8 @@ class Gallery:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         q = self._queries(queries, model_name)
+        if self.search == "bf16" and len(q):
+            return self._match_bf16(q, float(threshold), top_k, model_name)
         scores, cand = self._score(q, max(self.candidates, top_k))
         m, s = scores.shape
         ids = np.asarray(self.student_ids, dtype=object)
@@ -315,19 +429,10 @@ class Gallery:
             top_sim = np.zeros((m, 0), np.float32)
         top_ids = [list(row) for row in ids[top_idx]] if m else []
 
-        assigned: list[str | None] = [None] * m
-        assigned_sim = np.full(m, np.nan, np.float32)
         allowed = scores >= threshold
         rows = np.flatnonzero(allowed.any(axis=1))
-        if len(rows):
-            cols = np.flatnonzero(allowed.any(axis=0))  # only students someone could be
-            sub_ok = allowed[np.ix_(rows, cols)]
-            weights = np.where(sub_ok, scores[np.ix_(rows, cols)], 0.0)  # 0 = leave unassigned
-            r, c = linear_sum_assignment(weights, maximize=True)
-            ok = sub_ok[r, c]
-            for qi, si in zip(rows[r[ok]], cols[c[ok]]):
-                assigned[qi] = str(ids[si])
-                assigned_sim[qi] = scores[qi, si]
+        cols = np.flatnonzero(allowed.any(axis=0))  # only students someone could be
+        assigned, assigned_sim = _assign(scores, rows, cols, allowed[np.ix_(rows, cols)], ids)
         return MatchResult(
             top_ids=top_ids,
             top_similarity=top_sim,
@@ -338,6 +443,22 @@ class Gallery:
             threshold=float(threshold),
             model_name=model_name,
         )
+
+
+def _assign(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+            allowed: np.ndarray, ids: np.ndarray) -> tuple[list[str | None], np.ndarray]:
+    """One-to-one assignment over the sub-matrix ``rows`` x ``cols``; ``allowed`` is its mask."""
+    m = len(scores)
+    assigned: list[str | None] = [None] * m
+    assigned_sim = np.full(m, np.nan, np.float32)
+    if len(rows):
+        weights = np.where(allowed, scores[np.ix_(rows, cols)], 0.0)  # 0 = leave unassigned
+        r, c = linear_sum_assignment(weights, maximize=True)
+        ok = allowed[r, c]
+        for qi, si in zip(rows[r[ok]], cols[c[ok]]):
+            assigned[qi] = str(ids[si])
+            assigned_sim[qi] = scores[qi, si]
+    return assigned, assigned_sim
 
 
 def _top_k_unordered(x: np.ndarray, k: int) -> np.ndarray:
@@ -361,6 +482,255 @@ def _top_k_unordered(x: np.ndarray, k: int) -> np.ndarray:
         vals = x[i, idx]
         out[i] = idx[np.argpartition(-vals, k - 1)[:k]] if len(idx) > k else idx
     return out
+
+
+# --- bounded bf16 search (large galleries) ------------------------------------------------
+
+_U_BF16 = 2.0**-8  # unit roundoff of bfloat16 (8-bit significand), round to nearest
+_U_FP32 = 2.0**-24
+_BF16_AVAILABLE: bool | None = None
+
+
+def bf16_search_available() -> bool:
+    """Whether this CPU runs bf16 matmuls in hardware (AMX or AVX512-BF16) under torch.
+
+    Decided once per process from torch's own CPU checks (deterministic, unlike a timing
+    probe). Without them torch still computes bf16 matmuls, correctly but by emulation and
+    slower than numpy's fp32 brute force, so ``Gallery`` then keeps brute force. torch is
+    imported here, lazily: rosters never pay its import.
+    """
+    global _BF16_AVAILABLE
+    if _BF16_AVAILABLE is None:
+        try:
+            import torch
+
+            cpu = torch.cpu
+            _BF16_AVAILABLE = bool(cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported())
+        except Exception:  # no torch, or a torch without these checks
+            _BF16_AVAILABLE = False
+    return _BF16_AVAILABLE
+
+
+class _Bf16Search:
+    """Exact search over every row of a large gallery, with a bf16 copy as stage 1.
+
+    Stage 1 scores the query (rounded to bf16) against a bf16 copy of every row, the
+    mean and every sample slot of every student, block by block (oneDNN packed weights, AMX
+    where present), and keeps one value per student: ``U = max over its rows``. Every row's
+    value is within a proven distance of the fp32 score brute force computes (see
+    :meth:`_bounds`), so each student's exact score lies in ``[lo(U), hi(U)]``. Stage 2 scores
+    in fp32 every student whose ``hi(U)`` reaches the query's cut
+    ``min(threshold, lo(k-th best U))``: that set holds the exact top k and every pair that
+    reaches the threshold, so top-k and the assignment are those of brute force.
+
+    Samples beyond the common slot count (a student with many more samples than the rest)
+    are scored in fp32 directly (their exact value trivially lies in its own interval).
+    """
+
+    def __init__(self, g: Gallery, block: int) -> None:
+        import torch
+
+        s, d = len(g.student_ids), g.dim
+        self.s, self.d, self.block = s, d, int(block)
+        counts = g._counts
+        slots = g._slots if g._padded else max(1, min(g._slots, int(1.5 * g.n_samples / max(s, 1))))
+        self.slots = slots
+        self._g = g
+
+        # overflow samples (slot >= slots): exact fp32 rows grouped by owner
+        extra = np.maximum(counts - slots, 0)
+        if extra.any():
+            owners = np.flatnonzero(extra)
+            n_extra = extra[owners]
+            who = np.repeat(owners, n_extra)
+            slot = slots + np.arange(n_extra.sum()) - np.repeat(np.cumsum(n_extra) - n_extra, n_extra)
+            rows = g._sample_rows(who, slot)
+            self.over_rows = np.ascontiguousarray(g._templates[rows])
+            self.over_owner = owners
+            self.over_starts = np.concatenate([[0], np.cumsum(extra[owners])[:-1]]).astype(np.intp)
+        else:
+            self.over_rows = np.zeros((0, d), np.float32)
+            self.over_owner = np.zeros(0, np.intp)
+            self.over_starts = np.zeros(0, np.intp)
+
+        # stage-1 blocks: rows [means of the block; slot 0 of the block; ...], packed for oneDNN
+        self.blocks: list[tuple[int, int, object]] = []
+        g_norm = gt_norm = d_norm = 0.0
+        self.packed = True
+        for a in range(0, s, self.block):
+            b = min(s, a + self.block)
+            who = np.arange(a, b)
+            idx = [who] + [g._sample_rows(who, np.minimum(r, counts[who] - 1)) for r in range(slots)]
+            rows32 = g._templates[np.concatenate(idx)]
+            w = torch.from_numpy(rows32).to(torch.bfloat16)
+            # error bounds, in float64: max row norms of the fp32 and bf16 rows, and of their difference
+            r64 = rows32.astype(np.float64)
+            w64 = w.float().numpy().astype(np.float64)
+            g_norm = max(g_norm, float(np.sqrt((r64 * r64).sum(axis=1)).max()))
+            gt_norm = max(gt_norm, float(np.sqrt((w64 * w64).sum(axis=1)).max()))
+            d_norm = max(d_norm, float(np.sqrt(((r64 - w64) ** 2).sum(axis=1)).max()))
+            if self.packed:
+                try:
+                    w = torch.ops.mkldnn._reorder_linear_weight(w, 64)
+                except Exception:  # no oneDNN bf16 here: plain matmul (slow, still correct)
+                    self.packed = False
+            self.blocks.append((a, b, w))
+            if a == 0:
+                first = rows32
+        self.g_norm, self.gt_norm, self.d_norm = g_norm, gt_norm, d_norm
+        self._self_check(first)
+        self.nbytes = sum((b - a) * (1 + slots) * d * 2 for a, b, _ in self.blocks) + self.over_rows.nbytes
+
+    def _self_check(self, rows32: np.ndarray) -> None:
+        """Checks the bound on the first block (random faces and the block's own rows as queries).
+
+        The bound assumes fp32 accumulation and round-to-nearest output, which oneDNN and
+        torch's fallback both do; a library that did otherwise would fail here, and the
+        gallery then falls back to brute force instead of returning wrong matches.
+        """
+        import torch
+
+        rng = np.random.default_rng(0)
+        q = _normalise_rows(np.vstack([rng.standard_normal((24, self.d)), rows32[: 16]]).astype(np.float32))
+        qt = torch.from_numpy(q).to(torch.bfloat16)
+        with torch.inference_mode():
+            y = self._mm(qt, self.blocks[0][2]).float().numpy().astype(np.float64)
+        ref = q.astype(np.float64) @ rows32.astype(np.float64).T
+        e = self._bounds(q, qt)[:, None]
+        if not np.all(np.abs(ref - y) <= _U_BF16 * np.abs(y) / (1 - _U_BF16) + e):
+            raise RuntimeError("bf16 matmul error exceeds the proven bound (not fp32-accumulated?)")
+
+    def _mm(self, qt, w):
+        import torch
+
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(qt, w, None, "none", [None], "")
+        return qt @ w.T
+
+    def _bounds(self, q: np.ndarray, qt) -> np.ndarray:
+        """Per query E: |fp32 brute-force score - fp32 score of the bf16 rounded vectors| <= E.
+
+        With q, g the fp32 vectors, q~, g~ their bf16 roundings, and gamma = d u / (1 - d u)
+        (u = 2^-24): ``|q.g - q~.g~| <= |q - q~| |g| + |q~| |g - g~|`` (Cauchy-Schwarz); the
+        bf16 x bf16 products are exact in fp32 and oneDNN/torch accumulate them in fp32, in any
+        order: error <= gamma |q~| |g~|; brute force's own fp32 GEMM and stage 2's dot
+        products are each within gamma |q| |g| of q.g. The norms are measured, in float64, at
+        build (max over rows) and per query. A relative 1e-6 + 1e-7 absolute margin covers the
+        float64 evaluation and flushed denormal products (< d 2^-126).
+        """
+        qf = qt.float().numpy().astype(np.float64)
+        q64 = q.astype(np.float64)
+        dq = np.sqrt(((q64 - qf) ** 2).sum(axis=1))
+        nqt = np.sqrt((qf * qf).sum(axis=1))
+        nq = np.sqrt((q64 * q64).sum(axis=1))
+        gamma = self.d * _U_FP32 / (1 - self.d * _U_FP32)
+        e = dq * self.g_norm + nqt * self.d_norm + gamma * nqt * self.gt_norm + 2 * gamma * nq * self.g_norm
+        return e * (1 + 1e-6) + 1e-7
+
+    @staticmethod
+    def _hi(u: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Upper bound of the exact score of a student whose stage-1 (bf16 output) value is u.
+
+        The bf16 output is the fp32 accumulation y rounded to nearest: |y - u| <= 2^-8 |y|,
+        hence <= 2^-8 |u| / (1 - 2^-8); plus E. Increasing in u.
+        """
+        return u + _U_BF16 * np.abs(u) / (1 - _U_BF16) + e
+
+    @staticmethod
+    def _lo(u: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return u - _U_BF16 * np.abs(u) / (1 - _U_BF16) - e
+
+    @staticmethod
+    def _hi_inverse(cut: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """A u at or below the smallest u with _hi(u, e) >= cut (per query): the candidate test
+        then runs on raw stage-1 values."""
+        c = cut - e
+        # _hi(u) = u / (1 - v) + e for u >= 0 and u (1 - 2v) / (1 - v) + e for u < 0 (v = 2^-8)
+        t = np.where(c >= 0, c * (1 - _U_BF16), c * (1 - _U_BF16) / (1 - 2 * _U_BF16))
+        return t - 1e-12 * (1 + np.abs(t))  # float64 rounding in this formula never drops a student
+
+    def _threshold(self, cut: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """float32 t per query such that every stage-1 value u with _hi(u) >= cut has u >= t."""
+        t64 = self._hi_inverse(cut, e)
+        t = t64.astype(np.float32)
+        return np.where(t > t64, np.nextafter(t, np.float32(-np.inf)), t)  # the cast must not raise it
+
+    def stage1(self, q: np.ndarray):
+        """Stage-1 value of every student, U (M, S) float32 torch tensor, and per-query E."""
+        import torch
+
+        m = len(q)
+        qt = torch.from_numpy(np.ascontiguousarray(q)).to(torch.bfloat16)
+        u = torch.empty((m, self.s), dtype=torch.float32)
+        r = 1 + self.slots
+        with torch.inference_mode():
+            for a, b, w in self.blocks:
+                y = self._mm(qt, w)  # (M, r * (b - a)) bf16, rows [means; slot 0; ...]
+                u[:, a:b] = torch.amax(y.view(m, r, b - a), dim=1)
+        un = u.numpy()
+        if len(self.over_rows):  # exact fp32 scores of overflow samples
+            best = np.maximum.reduceat(q @ self.over_rows.T, self.over_starts, axis=1)
+            np.maximum(un[:, self.over_owner], best, out=best)
+            un[:, self.over_owner] = best
+        return u, self._bounds(q, qt)
+
+    def search(self, q: np.ndarray, k: int, threshold: float | None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Scores (M, S) and each query's candidates (student indices, exactly scored).
+
+        Candidates of query i: every student whose exact score can reach
+        ``min(k-th best, max(threshold, M-th best))`` (M = number of queries; without a
+        threshold just the k-th best). That holds its exact top k and every pair that an
+        optimal one-to-one assignment can use: a face given a student outside its own top M
+        could swap to one of those M, at most M - 1 of which the other faces hold, and gain.
+        ``scores`` holds the exact fp32 score for every candidate and the stage-1 value
+        elsewhere (below the k-th best exact score; below the threshold or the M-th best).
+        """
+        m, s = len(q), self.s
+        u, e = self.stage1(q)
+        un = u.numpy()
+        k = min(k, s)
+        mk = min(m, s)
+        # maxima of groups of _SCAN_WIDTH students: the k largest are k distinct students
+        # reaching that value, so the k-th of them bounds the k-th best student from below
+        # without a top-k over all S; they also steer the scan below
+        width = _SCAN_WIDTH
+        full = s // width
+        nb = full + (full * width < s)
+        bmax = np.empty((m, nb), np.float32)
+        bmax[:, :full] = un[:, : full * width].reshape(m, full, width).max(axis=2)
+        if full < nb:
+            bmax[:, full] = un[:, full * width :].max(axis=1)
+        if nb >= k:
+            cut = self._lo(-np.partition(-bmax, k - 1, axis=1)[:, k - 1].astype(np.float64), e)
+        else:  # fewer groups than k (a small gallery): every student is a first candidate
+            cut = np.full(m, -np.inf)
+        if threshold is not None:
+            cut = np.minimum(cut, float(threshold))
+        t = self._threshold(cut, e)
+        # first candidates: scan only the (query, group) pairs whose maximum reaches t
+        per_q: list[list[np.ndarray]] = [[] for _ in range(m)]
+        for i, j in zip(*np.nonzero(bmax >= t[:, None])):
+            a = j * width
+            per_q[i].append(np.flatnonzero(un[i, a : a + width] >= t[i]) + a)
+        # refine each query's cut with its true k-th (and M-th) best stage-1 value: the first
+        # set holds every student at or above t, hence those order statistics
+        cand: list[np.ndarray] = []
+        for i in range(m):
+            c = np.concatenate(per_q[i]) if per_q[i] else np.zeros(0, np.intp)
+            v = un[i, c]
+            if len(v) >= k:
+                ck = self._lo(float(-np.partition(-v, k - 1)[k - 1]), e[i])
+                if threshold is not None:
+                    cm = self._lo(float(-np.partition(-v, mk - 1)[mk - 1]), e[i]) if len(v) >= mk else -np.inf
+                    ck = min(ck, max(float(threshold), cm))
+                c = c[v >= self._threshold(np.array([ck]), e[i : i + 1])[0]]
+            cand.append(c)
+        qi = np.repeat(np.arange(m), [len(c) for c in cand])
+        si = np.concatenate(cand) if m else np.zeros(0, np.intp)
+        self.last_query_of_pair = qi  # for benchmarks/matching_scale.py (stage-2 size)
+        exact = self._g._exact_flat(q, qi, si)
+        un[qi, si] = exact
+        return un, cand
 
 
 def veto_by_negatives(match: MatchResult, embeddings: np.ndarray,

@@ -178,7 +178,7 @@ def test_two_stage_equals_brute_force_above_size_threshold() -> None:
     far_samples, far_query = _far_mode_student(rng, dim)
     ids += ["zz_far"] * 5
     emb = np.vstack([emb, far_samples])
-    g = Gallery(ids, emb, M)  # auto: two-stage from TWO_STAGE_MIN_STUDENTS students on
+    g = Gallery(ids, emb, M, two_stage=True)  # opt-in (auto is bf16 or brute force: test_matching_bf16.py)
     exact = Gallery(ids, emb, M, two_stage=False)
     assert g.two_stage and not exact.two_stage and len(g) > matching.TWO_STAGE_MIN_STUDENTS
     far = g.student_ids.index("zz_far")
