@@ -62,13 +62,9 @@ MODELS = PROJECT_ROOT.parent / "shared" / "models"
 def quiet_streamlit() -> None:
     """Streamlit running bare (no server): ``st.image`` and ``st.cache_data`` do all their work,
     only the warnings about the missing script context are silenced."""
-    import logging
+    from streamlit.logger import set_log_level
 
-    import streamlit  # noqa: F401
-
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith("streamlit"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+    set_log_level("error")
 
 
 class Timed(SessionService):
