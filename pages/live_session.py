@@ -20,7 +20,6 @@ from aas_core.ui.enroll import IMAGE_TYPES, decode_uploads
 from aas_core.ui.text import plain
 from aas_core.ui.resources import base_config, database_url, get_pipeline, image_store, session_review, settings
 from aas_core.ui.widgets import flash, pick_course, show_bgr, show_flashes
-from aas_core.media.draw import DISPLAY_MAX_SIDE, draw_result
 
 user = require_user(Role.INSTRUCTOR)
 show_flashes()
@@ -115,9 +114,9 @@ with tab_upload:
                         if isinstance(result, Exception):
                             st.error(f"Snapshot {k + 1} failed: {plain(result)}")
                             return
-                        # drawn at display size: st.image would otherwise re-encode the full frame
-                        # (60-80 ms a 1080p snapshot, benchmarks/e2e_overhead.py)
-                        show_bgr(draw_result(img, result, names, max_side=DISPLAY_MAX_SIDE))
+                        # drawn at display size and given as JPEG bytes, which st.image sends as they
+                        # are (an array it re-encodes at quality 100; benchmarks/e2e_overhead.py)
+                        st.image(live.processed_jpeg(img, result, names), width="stretch")
                         rec = sum(a is not None for a in (result.match.assigned if result.match else []))
                         st.caption(f"Snapshot {k + 1}: {len(result)} faces, {rec} recognised · "
                                    f"{result.timings_ms.get('total', 0):.0f} ms")
@@ -309,8 +308,8 @@ for k in range(review.n_snapshots):
         if view is None:
             st.caption(f"Snapshot {k + 1}: not taken yet")
             continue
-        if view.image is not None:
-            show_bgr(view.image)
+        if view.jpeg is not None:
+            st.image(view.jpeg, width="stretch")  # JPEG at display size: sent as it is
         cap = f"Snapshot {k + 1}: {view.status}"
         if view.status == "processed":
             cap += f" · {view.faces} faces, {view.recognised} recognised"

@@ -95,15 +95,17 @@ def draw_detections(image: np.ndarray, persons_xyxy: np.ndarray | None, faces_xy
 
 def draw_observations(image: np.ndarray, boxes: Sequence[Sequence[float]], labels: Sequence[str | None],
                       matched: Sequence[bool], persons_xyxy: np.ndarray | None = None, *,
-                      max_side: int | None = None) -> np.ndarray:
+                      max_side: int | None = None, source_width: int | None = None) -> np.ndarray:
     """Stored face observations: green = recognised (label = student), orange = unknown; persons grey.
 
     ``max_side``: draw on a copy downscaled to at most that many pixels (:func:`fit`; boxes in
     the coordinates of ``image``), for images only meant for the screen (``DISPLAY_MAX_SIDE``).
+    ``source_width``: ``image`` is already a smaller copy of a picture that many pixels wide,
+    the one the boxes belong to (``ImageStore.load(rel, max_side=...)``).
     """
     out = fit(image, max_side) if max_side else image
     out = out.copy() if out is image else out
-    s = out.shape[1] / image.shape[1] if out.shape[1] else 1.0
+    s = out.shape[1] / (source_width or image.shape[1]) if out.shape[1] else 1.0
     _persons_on(out, None if persons_xyxy is None else np.asarray(persons_xyxy, np.float64) * s)
     for b, lab, ok in zip(boxes, labels, matched):
         box_on(out, [float(v) * s for v in b[:4]], GREEN if ok else ORANGE, lab)
@@ -124,12 +126,26 @@ def draw_result(image: np.ndarray, result: PipelineResult, names: dict[str, str]
 
 
 def fit(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale so the longer side is at most ``max_side`` (never upscales)."""
+    """Downscale so the longer side is at most ``max_side`` (never upscales).
+
+    Halvings by ``INTER_AREA`` (OpenCV's fast integer path) while the scale left is at most 1/2,
+    then ``INTER_LINEAR`` for the rest: a scale above 1/2 reads at most 2x2 source pixels per
+    output pixel, so it does not alias, and a non-integer ``INTER_AREA`` (1920 -> 1440) costs
+    ~4x as much for the same picture.
+    """
     h, w = image.shape[:2]
     s = max_side / max(h, w)
     if s >= 1:
         return image
-    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    out = image
+    while max_side / max(out.shape[:2]) <= 0.5 and min(out.shape[:2]) >= 4:
+        hh, ww = out.shape[:2]
+        out = cv2.resize(out[:hh - hh % 2, :ww - ww % 2], (ww // 2, hh // 2), interpolation=cv2.INTER_AREA)
+    tw, th = max(1, round(w * s)), max(1, round(h * s))
+    if out.shape[1] == tw and out.shape[0] == th:
+        return out
+    interp = cv2.INTER_LINEAR if tw * 2 > out.shape[1] else cv2.INTER_AREA
+    return cv2.resize(out, (tw, th), interpolation=interp)
 
 
 def to_height(image: np.ndarray, height: int) -> np.ndarray:
@@ -170,6 +186,17 @@ def grid(images: Sequence[np.ndarray], cols: int = 6, cell: int = 128, labels: S
         if labels and i < len(labels) and labels[i]:
             put_label(out, labels[i], pad + c * (cell + pad), pad + r * (cell + pad) + cell, (40, 40, 40), 0.4)
     return out
+
+
+#: JPEG quality of images sent to the screen: ``st.image`` re-encodes an array at quality 100
+#: (~3x the bytes); a JPEG given as bytes at display size is sent as it is.
+DISPLAY_QUALITY = 85
+
+
+def display_jpeg(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> bytes:
+    """What ``st.image`` should get for a picture only meant for the screen: at most ``max_side``
+    px, JPEG at :data:`DISPLAY_QUALITY`, encoded here once (Streamlit passes such bytes through)."""
+    return jpeg_bytes(fit(image, max_side), DISPLAY_QUALITY)
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:

@@ -815,15 +815,17 @@ def course_gallery(s: Session, user: AuthUser, course_code: str, model_name: str
     return repo.gallery_arrays(s, course, model_name)
 
 
-def snapshot_image(s: Session, store: ImageStore, user: AuthUser, snapshot_id: int) -> np.ndarray:
-    """A classroom snapshot (admin, or the instructor of its course)."""
+def snapshot_image(s: Session, store: ImageStore, user: AuthUser, snapshot_id: int, *,
+                   max_side: int | None = None) -> np.ndarray:
+    """A classroom snapshot (admin, or the instructor of its course); ``max_side``: at most that
+    many pixels, for the screen (``ImageStore.load``)."""
     snap = s.get(Snapshot, snapshot_id)
     if snap is None:
         raise repo.NotFound(f"no snapshot {snapshot_id}")
     require_session(s, user, snap.session_id)
     if not snap.image_path:
         raise FileNotFoundError(f"snapshot {snapshot_id} has no stored image (purged or never captured)")
-    return store.load(snap.image_path)
+    return store.load(snap.image_path, max_side=max_side)
 
 
 def observation_crop(s: Session, store: ImageStore, user: AuthUser, observation_id: int,

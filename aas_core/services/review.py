@@ -27,7 +27,7 @@ from aas_core.db.models import (
 )
 from aas_core.domain.attendance import Status
 from aas_core.domain.course_config import CourseConfig
-from aas_core.media.draw import DISPLAY_MAX_SIDE, data_uri, draw_observations
+from aas_core.media.draw import DISPLAY_MAX_SIDE, data_uri, display_jpeg, draw_observations, draw_result
 from aas_core.media.store import ImageStore
 from aas_core.services import corrections, privacy
 from aas_core.services.auth import AuthUser, require_course
@@ -69,7 +69,7 @@ def recent_sessions(url: str, user: AuthUser, course_code: str, limit: int = 20)
 class SnapshotView:
     index: int
     status: str
-    image: np.ndarray | None  # annotated, at most DISPLAY_MAX_SIDE px (for the screen)
+    jpeg: bytes | None  # annotated, at most DISPLAY_MAX_SIDE px, JPEG for ``st.image`` (media.draw.display_jpeg)
     faces: int
     recognised: int
     error: str | None
@@ -125,6 +125,21 @@ def _or_none(read: Callable[[], np.ndarray]) -> np.ndarray | None:
         return None
 
 
+def _snapshot_jpeg(s: Any, store: ImageStore, user: AuthUser, snap: Snapshot, obs: list[FaceObservation],
+                   names: dict[int, tuple[str, str]]) -> bytes | None:
+    """The annotated snapshot for the screen: read and drawn at display size (``st.image`` sends no
+    more) and encoded once here, which also keeps the cached review small (bytes, not pixels)."""
+    try:
+        raw = privacy.snapshot_image(s, store, user, snap.id, max_side=DISPLAY_MAX_SIDE)
+        width = store.size(snap.image_path or "")[0]  # the boxes are in the stored image's pixels
+    except (FileNotFoundError, ValueError):  # purged, erased or unreadable
+        return None
+    # the name next to the id: a reviewer recognises a person, not a number
+    labels = [box_label(*names.get(o.student_id, ("?", ""))) if o.student_id else "?" for o in obs]
+    return display_jpeg(draw_observations(raw, [(o.x1, o.y1, o.x2, o.y2) for o in obs], labels,
+                                          [o.student_id is not None for o in obs], source_width=width))
+
+
 def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *, with_images: bool = True) -> Review:
     """Everything the review screen shows for one session (access-checked: course instructor or admin)."""
     with session_scope(url) as s:
@@ -149,17 +164,8 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
                     by_student.setdefault(o.student_id, []).append(ev)
                 else:
                     unknown.append(ev)
-            image = None
-            if with_images and snap.image_path:
-                raw = _or_none(lambda snap=snap: privacy.snapshot_image(s, store, user, snap.id))
-                if raw is not None:
-                    # the name next to the id: a reviewer recognises a person, not a number
-                    labels = [box_label(*names.get(o.student_id, ("?", ""))) if o.student_id else "?" for o in obs]
-                    # for the screen only: drawn at display size (st.image sends no more), which
-                    # also keeps the cached review small
-                    image = draw_observations(raw, [(o.x1, o.y1, o.x2, o.y2) for o in obs], labels,
-                                              [o.student_id is not None for o in obs], max_side=DISPLAY_MAX_SIDE)
-            views.append(SnapshotView(snap.index, snap.status.value, image, len(obs),
+            jpeg = _snapshot_jpeg(s, store, user, snap, obs, names) if with_images and snap.image_path else None
+            views.append(SnapshotView(snap.index, snap.status.value, jpeg, len(obs),
                                       sum(o.student_id is not None for o in obs), snap.error,
                                       (snap.info or {}).get("timings_ms"), snap.captured_at))
         # Self check-ins count as sightings with their own source (services.checkin): shown as such.
@@ -179,6 +185,13 @@ def load_review(url: str, store: ImageStore, user: AuthUser, session_id: int, *,
         rows.sort(key=review_order)
         return Review(sess.id, sess.course.code, sess.status.value, sess.started_at, n, sess.unknown_faces, rows,
                       views, unknown)
+
+
+def processed_jpeg(image: np.ndarray, result: Any, names: dict[str, str] | None = None) -> bytes:
+    """A snapshot as the Live Session page shows it the moment it is processed (``on_processed``):
+    ``result`` drawn on ``image`` at display size, JPEG for ``st.image`` (passed through as is;
+    an array would be re-encoded at quality 100). ``names``: student id -> box label."""
+    return display_jpeg(draw_result(image, result, names, max_side=DISPLAY_MAX_SIDE))
 
 
 def box_label(student_number: str, name: str, max_name: int = 18) -> str:

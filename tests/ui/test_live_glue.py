@@ -51,7 +51,7 @@ def test_camera_plan_runs_in_the_background_and_decides(populated: dict[str, Any
     review = live.load_review(service.url, service.store, ADMIN, run.session_id)
     assert review.status == "completed" and review.n_snapshots == 3
     assert [v.status for v in review.snapshots] == ["processed"] * 3
-    assert all(v.image is not None for v in review.snapshots)
+    assert all(v.jpeg is not None and v.jpeg[:2] == b"\xff\xd8" for v in review.snapshots)  # JPEG bytes
     assert review.snapshots[0].captured_at is not None
 
 
@@ -161,3 +161,32 @@ def test_run_from_images_reports_each_snapshot(populated: dict[str, Any], servic
                                       on_processed=lambda k, img, res: seen.append((k, len(res))))
     assert [k for k, _ in seen] == [0, 1] and all(n > 0 for _, n in seen)
     assert len(outcome.statuses) == 5 and len(outcome.snapshots) == 2
+
+
+def test_the_page_shows_each_snapshot_as_display_jpeg_and_the_review_reads_it_warm_or_cold(
+        populated: dict[str, Any], service: Any) -> None:
+    import cv2
+
+    from aas_core.media.draw import DISPLAY_MAX_SIDE
+    from aas_core.media.store import DECODED
+    from aas_core.services import review as live
+
+    shown: list[bytes] = []
+    out = service.run_from_images("CS101", populated["snapshots"][:2], actor="teach",
+                                  on_processed=lambda k, img, res: shown.append(live.processed_jpeg(img, res)))
+
+    def decode(data: bytes) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+    h, w = populated["snapshots"][0].shape[:2]
+    s = min(1.0, DISPLAY_MAX_SIDE / max(h, w))
+    assert [decode(b).shape for b in shown] == [(round(h * s), round(w * s), 3)] * 2
+    warm = live.load_review(service.url, service.store, ADMIN, out.session_id)  # snapshots still in memory
+    DECODED.clear()
+    cold = live.load_review(service.url, service.store, ADMIN, out.session_id)  # read from disk
+    for a, b in zip(warm.snapshots, cold.snapshots, strict=True):
+        assert a.jpeg is not None and b.jpeg is not None
+        da, db = decode(a.jpeg), decode(b.jpeg)
+        assert da.shape == db.shape == (round(h * s), round(w * s), 3)
+        # the same annotated picture (the memory holds the frame, the disk its JPEG)
+        assert float(np.abs(da.astype(int) - db.astype(int)).mean()) < 4
