@@ -12,6 +12,9 @@ probe levers (what is done to a face crop before ArcFace; everything else as the
   denoise   non-local-means denoising of crops of faces under 48 px, then CLAHE
   sr        Real-ESRGAN x4 (realesr-animevideov3, spandrel) on faces of 20-34 px, then CLAHE
   expo      exposure normalisation: a gamma bringing the face's mean luma to 0.45, then CLAHE
+  noclahe   no enhancement at all (the crop as the camera gave it)
+  flip      flip test-time augmentation: ArcFace features of the aligned face and its mirror
+            image summed (probes and the gallery's portraits and templates alike)
 
 gallery levers:
   portrait   embeddings of the enrollment photos (what ships)
@@ -27,6 +30,7 @@ Fixed seeds: the figures are reproducible on one machine.
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 import sys
 import time
 from collections import defaultdict
@@ -51,7 +55,7 @@ from aas_core.vision.pipeline import FaceCrops, Pipeline  # noqa: E402
 from aas_core.vision.profiles import resolve_profile  # noqa: E402
 from aas_core.vision.templates import classroom_embeddings  # noqa: E402
 
-PROBE_LEVERS = ("base", "denoise", "sr", "expo")
+PROBE_LEVERS = ("base", "denoise", "sr", "expo", "noclahe", "flip")
 CALIB_TAIL = 1e-3  # impostor tail used to scale classroom similarities (see main)
 
 
@@ -76,10 +80,30 @@ def _expo(crop: np.ndarray) -> np.ndarray:
     return cv2.LUT(crop, lut)
 
 
+@contextmanager
+def flip_tta(pipe: Pipeline, on: bool = True):  # type: ignore[no-untyped-def]
+    """While active, the embedder's raw features are those of the face plus its mirror image."""
+    emb = pipe.embedder
+    if not on:
+        yield
+        return
+    run = emb._run
+    emb._run = lambda b: run(b) + run(np.ascontiguousarray(b[:, :, ::-1]))
+    try:
+        yield
+    finally:
+        emb._run = run
+
+
 def embed_with(pipe: Pipeline, lever: str, image: np.ndarray, faces, sr=None) -> np.ndarray:  # type: ignore[no-untyped-def]
     crops = pipe.crop_faces(image, faces)
     if lever == "base":
         return pipe.embed(image, faces, crops)
+    if lever == "flip":
+        with flip_tta(pipe):
+            return pipe.embed(image, faces, crops)
+    if lever == "noclahe":
+        return pipe.embed(image, faces, FaceCrops(crops.crops, [None] * len(crops.crops), crops.offsets))
     side = np.minimum(faces.widths, faces.heights)
     enhanced = []
     for i, crop in enumerate(crops.crops):
@@ -139,14 +163,15 @@ def session_probes(hs, pipe: Pipeline, levers: list[str], frames: int, sr) -> li
 _enroll_cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
 
-def enroll_photo(pipe: Pipeline, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def enroll_photo(pipe: Pipeline, path: Path, flip: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """(portrait embedding (d,), classroom embeddings (V, d)) of one enrollment photo."""
-    key = str(path)
+    key = f"{path}|{flip}"
     if key not in _enroll_cache:
         image = read_image(path)
         face, _, _ = find_enrollment_face(image, pipe, get_settings())
-        _enroll_cache[key] = None if face is None else (
-            pipe.embedder.embed(image, face)[0], classroom_embeddings(pipe, image, face))
+        with flip_tta(pipe, flip):
+            _enroll_cache[key] = None if face is None else (
+                pipe.embedder.embed(image, face)[0], classroom_embeddings(pipe, image, face))
     return _enroll_cache[key]
 
 
@@ -170,7 +195,7 @@ def score_session(hs, pipe: Pipeline, probes: list[Probe], lever: str) -> Scored
     pid, pemb, cid, cemb = [], [], [], []
     for s in students:
         for p in hs.enroll[s]:
-            got = enroll_photo(pipe, p)
+            got = enroll_photo(pipe, p, flip=lever == "flip")
             if got is None:
                 continue
             pid.append(s)

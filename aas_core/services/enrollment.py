@@ -68,6 +68,8 @@ class SampleOutcome:
     box: list[float] | None = None
     sample_id: int | None = None
     status: str = ""
+    # the detected face (box, landmarks) the embedding came from; not part of the report
+    face: Detections | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.status:
@@ -163,7 +165,7 @@ def assess_and_embed(image: np.ndarray, name: str, pipeline: Pipeline, settings:
         min_det_score=settings.enroll_min_det_score, max_yaw=settings.enroll_max_yaw)
     report = quality.assess(image, face, thresholds)
     out = SampleOutcome(name, report.accepted, list(report.reasons), warnings, dict(report.figures),
-                        [float(v) for v in face.xyxy[0]])
+                        [float(v) for v in face.xyxy[0]], face=face)
     if not report.accepted:
         return out, None
     return out, pipeline.embedder.embed(image, face)[0]
@@ -317,6 +319,7 @@ def enroll_images(s: Session, student: Student, images: Iterable[tuple[str, np.n
         outcome.sample_id = _store(s, student, image, outcome, emb, store=store, source=source, model=model,
                                    sha=sha, ph=ph, added_by=added_by).id
         checks.add(student.id, sha, ph, emb if outcome.accepted else None)
+        _add_classroom_templates(s, outcome.sample_id, image, outcome.face, pipeline)
         return outcome
 
     for name, image in images:
@@ -428,6 +431,23 @@ def ensure_classroom_templates(url: str, course_code: str, pipeline: Pipeline, s
         fresh = [r for r in rows if r.sample_id in alive and r.sample_id not in done]
         s.add_all(fresh)
     return len(fresh)
+
+
+def _add_classroom_templates(s: Session, sample_id: int, image: np.ndarray, face: Detections | None,
+                             pipeline: Pipeline) -> None:
+    """The new sample's classroom templates (``vision.templates``), from the photo as uploaded,
+    while its face is at hand (``ensure_classroom_templates`` makes any missing later)."""
+    from aas_core.db.models import FaceTemplate
+    from aas_core.vision.templates import DEFAULT_VIEWS, classroom_embeddings, classroom_scale
+
+    if face is None or classroom_scale(pipeline.embedder.name) is None:
+        return
+    try:
+        views = classroom_embeddings(pipeline, image, face, DEFAULT_VIEWS)
+    except (cv2.error, ValueError) as exc:  # never worth losing the photo over
+        log.warning("classroom templates of sample %s not made now: %s", sample_id, exc)
+        return
+    s.add(FaceTemplate(sample_id=sample_id, views=len(views), embedding=to_blob(views)))
 
 
 def _sample_face(image: np.ndarray, own: np.ndarray, pipeline: Pipeline, settings: Settings) -> Detections | None:

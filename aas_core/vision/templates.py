@@ -124,7 +124,7 @@ def classroom_embeddings(pipeline, image: np.ndarray, face: Detections,  # type:
 #: they pass it against portraits. Calibrated by ``benchmarks/recognition_levers.py`` on seeds
 #: the benchmark does not report (docs/EVALUATION.md "Recognition levers"). An embedder not
 #: listed gets no classroom templates: uncalibrated, they would let impostors through.
-CLASSROOM_SCALES: dict[str, float] = {}
+CLASSROOM_SCALES: dict[str, float] = {"mobilefacenet": 0.681}
 
 
 def classroom_scale(model_name: str) -> float | None:
