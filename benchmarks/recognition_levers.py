@@ -125,6 +125,8 @@ class Probe:
     identity: str  # faces_dev identity (enrolled or stranger)
     side: float
     emb: dict[str, np.ndarray]  # lever -> (d,)
+    image: np.ndarray | None = None  # the frame and the face's detection (single frames only)
+    det: object | None = None
 
 
 def session_probes(hs, pipe: Pipeline, levers: list[str], frames: int, sr) -> list[Probe]:  # type: ignore[no-untyped-def]
@@ -154,7 +156,8 @@ def session_probes(hs, pipe: Pipeline, levers: list[str], frames: int, sr) -> li
             for lv in levers:
                 acc = sum(max(float(weights[f][d]), 1e-6) * per_frame[f][2][lv][d] for f, d in members.items())
                 emb[lv] = acc / max(np.linalg.norm(acc), 1e-12)
-            out.append(Probe(truth.identity, float(min(faces.widths[d0], faces.heights[d0])), emb))
+            out.append(Probe(truth.identity, float(min(faces.widths[d0], faces.heights[d0])), emb,
+                             per_frame[f0][0] if frames == 1 else None, faces[d0] if frames == 1 else None))
     return out
 
 
@@ -190,9 +193,13 @@ class Scored:
     classroom: np.ndarray  # (n, students) best classroom-template similarity
 
 
-def score_session(hs, pipe: Pipeline, probes: list[Probe], lever: str) -> Scored:  # type: ignore[no-untyped-def]
+def score_session(hs, pipe: Pipeline, probes: list[Probe], lever: str,  # type: ignore[no-untyped-def]
+                  extra: tuple[list[str], list[np.ndarray]] | None = None) -> Scored:
     students = sorted(hs.enroll)
     pid, pemb, cid, cemb = [], [], [], []
+    if extra is not None:  # template update: confident sightings of earlier sessions, as portraits
+        pid += extra[0]
+        pemb += extra[1]
     for s in students:
         for p in hs.enroll[s]:
             got = enroll_photo(pipe, p, flip=lever == "flip")
@@ -236,6 +243,107 @@ def decide(sc: Scored, gallery: str, t: float, t_class: float) -> dict[str, int]
     return r
 
 
+def update_study(a, pipe: Pipeline, locate, dataset, t: float, t_class: float) -> None:  # type: ignore[no-untyped-def]
+    """Template update: each lecture's confident sightings (combined score >= --update-min, at
+    most --update-cap per student, best first) join the gallery for the next lecture of the same
+    class; scored on lectures 1..N, against the gallery without them."""
+    print(f"\ntemplate update: sightings >= {a.update_min} (combined score), <= {a.update_cap} per student "
+          f"per lecture, lectures 0..{a.update_days}")
+    print("| condition | seed | lecture | genuine faces named, no update | with update | wrong names (no / with) | "
+          "strangers named (no / with) | sightings added (wrong) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in a.conditions:
+        for seed in a.seeds:
+            extra: tuple[list[str], list[np.ndarray]] = ([], [])
+            for day in range(a.update_days + 1):
+                hs = make_hard_session(dataset, locate, CONDITIONS[name], seed=seed, burst=1, day=day)
+                probes = session_probes(hs, pipe, ["base"], 1, None)
+                plain = score_session(hs, pipe, probes, "base")
+                upd = score_session(hs, pipe, probes, "base", extra)
+                if day:
+                    r0, r1 = decide(plain, "classroom", t, t_class), decide(upd, "classroom", t, t_class)
+                    print(f"| {name} | {seed} | {day} | {r0['named']}/{r0['genuine']} | {r1['named']}/{r1['genuine']} | "
+                          f"{r0['wrong']} / {r1['wrong']} | {r0['strangers_named']} / {r1['strangers_named']} | "
+                          f"{added} ({wrong_added}) |", flush=True)
+                # this lecture's confident sightings, decided as the product would (no truth used)
+                score = np.maximum(upd.portrait, upd.classroom * (t / t_class))
+                best = score.argmax(axis=1)
+                top = score[np.arange(len(best)), best]
+                added = wrong_added = 0
+                for k in np.argsort(-top):
+                    if top[k] < a.update_min:
+                        break
+                    who = upd.students[best[k]]
+                    if extra[0].count(who) >= a.update_cap * (day + 1):
+                        continue
+                    extra[0].append(who)
+                    extra[1].append(probes[k].emb["base"])
+                    added += 1
+                    wrong_added += who != probes[k].identity
+
+
+def dlib_study(a, pipe: Pipeline, locate, dataset, t: float, t_class: float) -> None:  # type: ignore[no-untyped-def]
+    """ArcFace + dlib score fusion: a face ArcFace leaves under the threshold but over its loose
+    one (0.31) is named when dlib's ResNet, on the same detection, picks the same student over
+    dlib's loose threshold (a match counts when both agree)."""
+    from aas_core.vision.embed.arcface_onnx import LOOSE_THRESHOLDS
+
+    dl = backends.load_embedder("dlib-resnet", a.models_dir)
+    loose = LOOSE_THRESHOLDS.get("mobilefacenet", 0.31)
+    print(f"\nArcFace + dlib agreement: ArcFace in [{loose}, {t}) and dlib top-1 = ArcFace top-1 with dlib >= "
+          f"{dl.loose_threshold}")
+    print("| condition | genuine named, ArcFace (+ templates) | + dlib agreement | wrong names | strangers named | "
+          "faces asked of dlib |")
+    print("|---|---|---|---|---|---|")
+    dl_cache: dict[str, np.ndarray | None] = {}
+    for name in a.conditions:
+        base = {"named": 0, "genuine": 0, "wrong": 0, "strangers_named": 0}
+        fused = dict(base)
+        asked = 0
+        for seed in a.seeds:
+            hs = make_hard_session(dataset, locate, CONDITIONS[name], seed=seed, burst=1)
+            probes = session_probes(hs, pipe, ["base"], 1, None)
+            sc = score_session(hs, pipe, probes, "base")
+            r = decide(sc, "classroom", t, t_class)
+            for k in base:
+                base[k] += r[k]
+            score = np.maximum(sc.portrait, sc.classroom * (t / t_class))
+            best = score.argmax(axis=1)
+            top = score[np.arange(len(best)), best]
+            ids, embs = [], []
+            for st in sc.students:
+                for p in hs.enroll[st]:
+                    key = str(p)
+                    if key not in dl_cache:
+                        img = read_image(p)
+                        face, _, _ = find_enrollment_face(img, pipe, get_settings())
+                        dl_cache[key] = None if face is None else dl.embed(img, face)[0]
+                    if dl_cache[key] is not None:
+                        ids.append(st)
+                        embs.append(dl_cache[key])
+            extra = {"named": 0, "wrong": 0, "strangers_named": 0}
+            for i, pr in enumerate(probes):
+                if not loose <= top[i] < t:
+                    continue
+                asked += 1
+                q = dl.embed(pr.image, pr.det)
+                d = per_student_max(q, ids, np.stack(embs), sc.students)[0]
+                j = int(d.argmax())
+                if j != best[i] or d[j] < dl.loose_threshold:
+                    continue
+                who = sc.students[j]
+                if pr.identity in sc.students:
+                    extra["named"] += who == pr.identity
+                    extra["wrong"] += who != pr.identity
+                else:
+                    extra["strangers_named"] += 1
+            for k in base:
+                fused[k] += r[k] + extra.get(k, 0)
+        print(f"| {name} | {base['named']}/{base['genuine']} | {fused['named']}/{fused['genuine']} | "
+              f"{base['wrong']} → {fused['wrong']} | {base['strangers_named']} → {fused['strangers_named']} | {asked} |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conditions", nargs="+", default=["lecture_hall", "crowded_rows", "lecture_hall_bright",
@@ -245,6 +353,12 @@ def main() -> None:
     ap.add_argument("--calib-conditions", nargs="+", default=["lecture_hall", "crowded_rows"])
     ap.add_argument("--levers", nargs="+", default=list(PROBE_LEVERS), choices=list(PROBE_LEVERS))
     ap.add_argument("--frames", type=int, nargs="+", default=[1, 5])
+    ap.add_argument("--dlib", action="store_true",
+                    help="instead of the lever table: the ArcFace + dlib agreement study")
+    ap.add_argument("--update-days", type=int, default=0,
+                    help="instead of the lever table: the template-update study over lectures 0..N of each class")
+    ap.add_argument("--update-min", type=float, default=0.6, help="combined score a sighting needs to be kept")
+    ap.add_argument("--update-cap", type=int, default=3, help="sightings kept per student per lecture")
     ap.add_argument("--models-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "models")
     a = ap.parse_args()
     cfg, _ = resolve_profile("fast", a.models_dir)
@@ -279,6 +393,12 @@ def main() -> None:
           f"{int((imp_p >= t_portrait).sum())}, classroom {int((imp_c >= t_class).sum())} "
           f"(max impostor: {imp_p.max():.3f} / {imp_c.max():.3f})", flush=True)
 
+    if a.dlib:
+        dlib_study(a, pipe, locate, dataset, t_portrait, t_class)
+        return
+    if a.update_days:
+        update_study(a, pipe, locate, dataset, t_portrait, t_class)
+        return
     totals: dict[tuple[str, int, str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for name in a.conditions:
         for seed in a.seeds:
