@@ -45,11 +45,15 @@ from aas_core.vision.pipeline import Pipeline
 from aas_core.vision.profiles import resolve_profile
 
 
-def enroll_roster(url: str, store: ImageStore, pipe: Pipeline, hs: HardSession) -> tuple[int, int]:
-    """Course "C" with every student enrolled; returns (photos accepted, of them held then accepted)."""
+def enroll_roster(url: str, store: ImageStore, pipe: Pipeline, hs: HardSession,
+                  classroom: bool = True) -> tuple[int, int]:
+    """Course "C" with every student enrolled; returns (photos accepted, of them held then accepted).
+    ``classroom``: the course matches classroom templates too (``recognition.classroom_templates``)."""
     settings = get_settings()
     with session_scope(url) as s:
         course = repo.add_course(s, "C", hs.conditions.name)
+        if not classroom:
+            course.config = course.config.with_settings(["recognition.classroom_templates=false"])
         for sid, paths in hs.enroll.items():
             st = repo.add_student(s, sid, sid, consent=True)
             repo.enroll_in_course(s, course, st)
@@ -62,12 +66,13 @@ def enroll_roster(url: str, store: ImageStore, pipe: Pipeline, hs: HardSession) 
     return accepted, len(held)
 
 
-def run_one(hs: HardSession, pipe: Pipeline, frames: int, abstain: bool = True) -> dict[str, float]:
+def run_one(hs: HardSession, pipe: Pipeline, frames: int, abstain: bool = True,
+            classroom: bool = True) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp())
     url = f"sqlite:///{tmp / 'aas.db'}"
     init_db(url)
     store = ImageStore(tmp / "data")
-    enroll_roster(url, store, pipe, hs)
+    enroll_roster(url, store, pipe, hs, classroom)
     enrolled = set(hs.truth)
     found = faces = strangers_named = wrong_names = 0
 
@@ -109,6 +114,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1, help="frames of each burst to use (1 = single photo)")
     ap.add_argument("--no-abstain", action="store_true",
                     help="decide without 'could not tell' (the decision before abstention)")
+    ap.add_argument("--no-classroom", action="store_true",
+                    help="match portraits only (no classroom-resolution templates: the matching before them)")
     ap.add_argument("--profile", default="fast")
     ap.add_argument("--models-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "models")
     a = ap.parse_args()
@@ -120,7 +127,7 @@ def main() -> None:
     for name in a.conditions:
         for seed in a.seeds:
             hs = make_hard_session(default_dataset(), locate, CONDITIONS[name], seed=seed, burst=a.frames)
-            r = run_one(hs, pipe, a.frames, abstain=not a.no_abstain)
+            r = run_one(hs, pipe, a.frames, abstain=not a.no_abstain, classroom=not a.no_classroom)
             for k, v in r.items():
                 totals[name][k] += v
             print(f"{name} seed {seed}: {r['right']}/{r['students']} statuses right, "
@@ -129,7 +136,7 @@ def main() -> None:
                   f"faces found {r['found']}/{r['faces']}, strangers named {r['strangers_named']}, "
                   f"wrong names {r['wrong_names']} ({r['wall_s']:.1f} s)", flush=True)
     print(f"\nprofile {a.profile}, frames per snapshot {a.frames}, seeds {a.seeds}, "
-          f"abstention {'off' if a.no_abstain else 'on'}")
+          f"abstention {'off' if a.no_abstain else 'on'}, classroom templates {'off' if a.no_classroom else 'on'}")
     print("| condition | statuses right | false presences | present → absent | present → absent, needs review | "
           "needs review | faces found | strangers named | wrong names |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -1,7 +1,7 @@
 """Status accuracy of whole sessions on synthetic 3-snapshot classrooms, with and without
 seat continuity.
 
-    .venv/bin/python benchmarks/session_accuracy.py [--seeds 1 2 3 ...] [--profile fast]
+    .venv/bin/python benchmarks/session_accuracy.py [--seeds 1 2 3 ...] [--profile fast] [--no-classroom]
 
 Each seed: 30 students (attended/late/left-early/absent mix) + 3 strangers, faces 36-100 px
 from ../shared/data/faces_dev; enrollment through the real quality and identity gates (first 5
@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)))
     ap.add_argument("--profile", default="fast")
+    ap.add_argument("--no-classroom", action="store_true", help="portraits only (no classroom templates)")
     ap.add_argument("--models-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "models")
     a = ap.parse_args()
     settings = get_settings()
@@ -49,6 +50,8 @@ def main() -> None:
         store = ImageStore(tmp / "data")
         with session_scope(url) as s:
             course = repo.add_course(s, "C", "synthetic")
+            if a.no_classroom:
+                course.config = course.config.with_settings(["recognition.classroom_templates=false"])
             for sid, paths in ss.enroll.items():
                 st = repo.add_student(s, sid, sid, consent=True)
                 repo.enroll_in_course(s, course, st)

@@ -50,13 +50,10 @@ def _recognition(c: Any, pipe: Any, course: str) -> tuple[Any, float]:
     """The course roster's gallery for the pipeline's model (None: nobody enrolled) and threshold."""
     from aas_core.services import courses, in_transaction, privacy
     from aas_core.services.enrollment import ensure_embeddings
-    from aas_core.vision.matching import Gallery
-
     threshold = courses.get_course(c.url, CLI_ADMIN, course).config.recognition.threshold
     ensure_embeddings(c.url, course, pipe, store(c), c.settings)
     name = pipe.embedder.name
-    ids, embs = in_transaction(c.url, privacy.course_gallery, CLI_ADMIN, course, name)
-    gallery = Gallery(ids, embs, name) if ids else None
+    gallery = in_transaction(c.url, privacy.course_matching_gallery, CLI_ADMIN, course, name)
     if gallery is None:
         typer.secho(f"course {course} has no accepted face samples for {name}: no face can be named",
                     fg=typer.colors.YELLOW, err=True)

@@ -208,6 +208,23 @@ class FaceSample(Base):
         return value
 
 
+class FaceTemplate(Base):
+    """A sample's face as the classroom camera sees it (``vision.templates``): small, dim, noisy
+    renderings of the enrollment photo, embedded by the sample's model (``views`` x d float32).
+
+    Derived data: it goes with its sample (cascade), and counts only while the sample does
+    (every query joins the sample's accepted / model / consent filters).
+    """
+
+    __tablename__ = "face_templates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("face_samples.id", ondelete="CASCADE"), index=True,
+                                           unique=True)
+    views: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(Blob)  # views x d float32 little-endian bytes
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class ClassSession(Base):
     __tablename__ = "sessions"
     # One session per course and timetable meeting, whoever opens it (two schedulers, a restart):

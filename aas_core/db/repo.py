@@ -273,6 +273,29 @@ def gallery_arrays(s: Session, course: Course, model_name: str) -> tuple[list[st
     return [r[0] for r in rows], np.stack([from_blob(r[1]) for r in rows])
 
 
+def classroom_arrays(s: Session, course: Course, model_name: str) -> tuple[list[str], np.ndarray]:
+    """The classroom templates (``vision.templates``) of the roster's accepted ``model_name``
+    samples, under the same filters as :func:`gallery_arrays`: (student_number per row, (N, d))."""
+    from aas_core.db.models import FaceTemplate
+
+    q = (select(Student.student_number, FaceTemplate.embedding, FaceTemplate.views)
+         .join(FaceSample, FaceSample.student_id == Student.id)
+         .join(FaceTemplate, FaceTemplate.sample_id == FaceSample.id)
+         .join(Enrollment, Enrollment.student_id == Student.id)
+         .where(Enrollment.course_id == course.id, FaceSample.accepted.is_(True),
+                FaceSample.model_name == model_name, Student.consent_given_at.is_not(None))
+         .order_by(Student.student_number, FaceSample.id))
+    ids: list[str] = []
+    blocks = []
+    for sn, blob, views in s.execute(q).all():
+        block = from_blob(blob).reshape(int(views), -1)
+        ids += [sn] * len(block)
+        blocks.append(block)
+    if not blocks:
+        return [], np.zeros((0, 0), np.float32)
+    return ids, np.concatenate(blocks)
+
+
 def sample_counts(s: Session, course: Course) -> dict[str, int]:
     q = (select(Student.student_number, func.count(FaceSample.id))
          .join(Enrollment, Enrollment.student_id == Student.id)

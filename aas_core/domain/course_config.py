@@ -108,6 +108,9 @@ class RecognitionConfig(BaseModel):
                                     description="Cosine similarity a face needs to be named.")
     model: str | None = Field(default=None, max_length=100, description="Embedder the threshold was calibrated for.")
     source: str | None = Field(default=None, max_length=200, description="Who or what set it.")
+    classroom_templates: bool = Field(
+        default=True, description="Also match against the enrollment photos rendered as the room camera sees "
+                                  "them (small, dim, noisy), with their own calibrated threshold.")
 
 
 class AtRiskConfig(BaseModel):

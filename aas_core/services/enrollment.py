@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from aas_core.config import Settings
 from aas_core.db import repo
-from aas_core.db.embeddings import to_blob
+from aas_core.db.embeddings import from_blob, to_blob
 from aas_core.db.models import FaceSample, Role, SampleStatus, Student
 from aas_core.media.store import ImageStore, discard_on_rollback
 from aas_core.vision import quality
@@ -38,6 +38,9 @@ from aas_core.vision.types import Detections
 # A second face this much smaller than the largest is a bystander: keep the largest, warn.
 DOMINANT_AREA_RATIO = 2.5
 MAX_STORED_SIDE = 1024
+#: A stored sample photo's face is the detection whose embedding is this close to the stored one
+#: (the same face re-detected in the re-encoded photo scores ~0.95-1.0; another person < 0.5).
+SAME_FACE_COS = 0.8
 #: A photo this much wider than tall (or taller than wide) is not a portrait; detectors given
 #: e.g. a 50000 x 8 strip fail or find nonsense, so it is refused before they run.
 MAX_ASPECT_RATIO = 8.0
@@ -65,6 +68,8 @@ class SampleOutcome:
     box: list[float] | None = None
     sample_id: int | None = None
     status: str = ""
+    # the detected face (box, landmarks) the embedding came from; not part of the report
+    face: Detections | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.status:
@@ -160,7 +165,7 @@ def assess_and_embed(image: np.ndarray, name: str, pipeline: Pipeline, settings:
         min_det_score=settings.enroll_min_det_score, max_yaw=settings.enroll_max_yaw)
     report = quality.assess(image, face, thresholds)
     out = SampleOutcome(name, report.accepted, list(report.reasons), warnings, dict(report.figures),
-                        [float(v) for v in face.xyxy[0]])
+                        [float(v) for v in face.xyxy[0]], face=face)
     if not report.accepted:
         return out, None
     return out, pipeline.embedder.embed(image, face)[0]
@@ -314,6 +319,7 @@ def enroll_images(s: Session, student: Student, images: Iterable[tuple[str, np.n
         outcome.sample_id = _store(s, student, image, outcome, emb, store=store, source=source, model=model,
                                    sha=sha, ph=ph, added_by=added_by).id
         checks.add(student.id, sha, ph, emb if outcome.accepted else None)
+        _add_classroom_templates(s, outcome.sample_id, image, outcome.face, pipeline)
         return outcome
 
     for name, image in images:
@@ -369,15 +375,99 @@ def ensure_embeddings(url: str, course_code: str, pipeline: Pipeline, store: Ima
             continue
         rows.append(FaceSample(**meta, status=SampleStatus.ACCEPTED, model_name=model,
                                embedding=to_blob(pipeline.embedder.embed(image, face)[0])))
+    fresh: list[FaceSample] = []
+    if rows:
+        with session_scope(url) as s:
+            # Another process may have embedded the same photos meanwhile: add only what is still missing.
+            done = set(s.scalars(select(FaceSample.image_path).where(
+                FaceSample.model_name == model, FaceSample.image_path.in_([r.image_path for r in rows]))))
+            fresh = [r for r in rows if r.image_path not in done]
+            s.add_all(fresh)
+    ensure_classroom_templates(url, course_code, pipeline, store, settings)
+    return len(fresh)
+
+
+def ensure_classroom_templates(url: str, course_code: str, pipeline: Pipeline, store: ImageStore,
+                               settings: Settings) -> int:
+    """Give every accepted sample of the roster (for the pipeline's model) its classroom
+    templates (``vision.templates``) when the course uses them and the embedder has a
+    calibrated scale. Models run between two short transactions, as in ``ensure_embeddings``.
+    Returns how many samples got templates."""
+    from aas_core.db import session_scope
+    from aas_core.db.models import FaceTemplate
+    from aas_core.vision.templates import DEFAULT_VIEWS, classroom_embeddings, classroom_scale
+
+    model = pipeline.embedder.name
+    if classroom_scale(model) is None:
+        return 0
+    with session_scope(url) as s:
+        course = repo.get_course(s, course_code)
+        if not course.config.recognition.classroom_templates:
+            return 0
+        have = select(FaceTemplate.sample_id)
+        todo = [(x.id, x.image_path, from_blob(x.embedding)) for st in repo.roster(s, course) for x in st.samples
+                if x.accepted and x.model_name == model and x.image_path and x.embedding is not None]
+        done = set(s.scalars(have.where(FaceTemplate.sample_id.in_([t[0] for t in todo])))) if todo else set()
+        todo = [t for t in todo if t[0] not in done]
+    rows = []
+    for sample_id, path, own in todo:
+        try:
+            image = store.load(path)
+        except FileNotFoundError:
+            continue
+        face = _sample_face(image, own, pipeline, settings)
+        if face is None:
+            continue
+        views = classroom_embeddings(pipeline, image, face, DEFAULT_VIEWS)
+        rows.append(FaceTemplate(sample_id=sample_id, views=len(views), embedding=to_blob(views)))
     if not rows:
         return 0
     with session_scope(url) as s:
-        # Another process may have embedded the same photos meanwhile: add only what is still missing.
-        done = set(s.scalars(select(FaceSample.image_path).where(
-            FaceSample.model_name == model, FaceSample.image_path.in_([r.image_path for r in rows]))))
-        fresh = [r for r in rows if r.image_path not in done]
+        # the sample may be gone (deleted, erased) or templated by another process meanwhile
+        alive = set(s.scalars(select(FaceSample.id).where(FaceSample.id.in_([r.sample_id for r in rows]),
+                                                          FaceSample.accepted.is_(True))))
+        done = set(s.scalars(select(FaceTemplate.sample_id).where(
+            FaceTemplate.sample_id.in_([r.sample_id for r in rows]))))
+        fresh = [r for r in rows if r.sample_id in alive and r.sample_id not in done]
         s.add_all(fresh)
     return len(fresh)
+
+
+def _add_classroom_templates(s: Session, sample_id: int, image: np.ndarray, face: Detections | None,
+                             pipeline: Pipeline) -> None:
+    """The new sample's classroom templates (``vision.templates``), from the photo as uploaded,
+    while its face is at hand (``ensure_classroom_templates`` makes any missing later)."""
+    from aas_core.db.models import FaceTemplate
+    from aas_core.vision.templates import DEFAULT_VIEWS, classroom_embeddings, classroom_scale
+
+    if face is None or classroom_scale(pipeline.embedder.name) is None:
+        return
+    try:
+        views = classroom_embeddings(pipeline, image, face, DEFAULT_VIEWS)
+    except (cv2.error, ValueError) as exc:  # never worth losing the photo over
+        log.warning("classroom templates of sample %s not made now: %s", sample_id, exc)
+        return
+    s.add(FaceTemplate(sample_id=sample_id, views=len(views), embedding=to_blob(views)))
+
+
+def _sample_face(image: np.ndarray, own: np.ndarray, pipeline: Pipeline, settings: Settings) -> Detections | None:
+    """The face of a stored sample photo: the detection whose embedding is the sample's own.
+
+    Not ``find_enrollment_face`` again: a photo with a second face in the background was
+    accepted when the student's face dominated, but after re-encoding the rule may now see
+    "two faces of similar size"; the stored embedding says which face was enrolled.
+    """
+    padded, pad = _pad_for_detection(image)
+    faces = pipeline.face_detector.detect(padded, conf_threshold=min(pipeline.config.face_conf,
+                                                                       settings.enroll_min_det_score))
+    if pad and len(faces):
+        faces = faces.shifted(-pad, -pad)
+    if not len(faces):
+        return None
+    embs = pipeline.embedder.embed(image, faces)
+    sims = embs @ (own / max(float(np.linalg.norm(own)), 1e-12))
+    best = int(np.argmax(sims))
+    return faces[best] if sims[best] >= SAME_FACE_COS else None
 
 
 def delete_sample(s: Session, sample: FaceSample, store: ImageStore, actor: str) -> None:

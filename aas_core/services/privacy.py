@@ -791,8 +791,10 @@ def stored_snapshots(s: Session, user: AuthUser, limit: int = 60) -> list[tuple[
     return [tuple(r) for r in s.execute(q).all()]
 
 
-def course_gallery_version(s: Session, user: AuthUser, course_code: str, model_name: str) -> tuple[int, int, int]:
-    """Cheap fingerprint of a course gallery: (roster size, samples, newest sample id)."""
+def course_gallery_version(s: Session, user: AuthUser, course_code: str,
+                           model_name: str) -> tuple[int, int, int, int]:
+    """Cheap fingerprint of a course gallery: (roster size, samples, newest sample id, classroom
+    templates; -1 when the course does not use them)."""
     from sqlalchemy import func
 
     from aas_core.db.models import Enrollment
@@ -805,7 +807,14 @@ def course_gallery_version(s: Session, user: AuthUser, course_code: str, model_n
         .join(Enrollment, Enrollment.student_id == FaceSample.student_id)
         .where(Enrollment.course_id == course.id, FaceSample.model_name == model_name,
                FaceSample.accepted.is_(True))).one()
-    return int(roster), int(n or 0), int(newest or 0)
+    from aas_core.db.models import FaceTemplate
+
+    templates = s.scalar(
+        select(func.count(FaceTemplate.id)).join(FaceSample, FaceSample.id == FaceTemplate.sample_id)
+        .join(Enrollment, Enrollment.student_id == FaceSample.student_id)
+        .where(Enrollment.course_id == course.id, FaceSample.model_name == model_name)) or 0
+    return int(roster), int(n or 0), int(newest or 0), int(templates) + (
+        0 if course.config.recognition.classroom_templates else -1)
 
 
 def course_gallery(s: Session, user: AuthUser, course_code: str, model_name: str) -> tuple[list[str], np.ndarray]:
@@ -813,6 +822,25 @@ def course_gallery(s: Session, user: AuthUser, course_code: str, model_name: str
     course = repo.get_course(s, course_code)
     require_course(user, course)
     return repo.gallery_arrays(s, course, model_name)
+
+
+def course_classroom_templates(s: Session, user: AuthUser, course_code: str,
+                               model_name: str) -> tuple[list[str], np.ndarray] | None:
+    """The roster's classroom templates for one model (``vision.templates``), or None when the
+    course does not use them (admin, or the course's instructor)."""
+    course = repo.get_course(s, course_code)
+    require_course(user, course)
+    if not course.config.recognition.classroom_templates:
+        return None
+    return repo.classroom_arrays(s, course, model_name)
+
+
+def course_matching_gallery(s: Session, user: AuthUser, course_code: str, model_name: str):  # type: ignore[no-untyped-def]
+    """The gallery the roster is matched against (portraits + classroom templates), or None."""
+    from aas_core.vision.templates import roster_gallery
+
+    ids, embs = course_gallery(s, user, course_code, model_name)
+    return roster_gallery(ids, embs, model_name, course_classroom_templates(s, user, course_code, model_name))
 
 
 def snapshot_image(s: Session, store: ImageStore, user: AuthUser, snapshot_id: int, *,

@@ -45,6 +45,7 @@ from aas_core.services.enrollment import ensure_embeddings
 from aas_core.vision.face_quality import POOR_QUALITY, measure_all
 from aas_core.vision.fusion import fuse_results
 from aas_core.vision.matching import Gallery, veto_by_negatives
+from aas_core.vision.templates import roster_gallery
 from aas_core.vision.pipeline import Pipeline, PipelineResult
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,8 @@ class SessionService:
         with session_scope(self.url) as s:
             course = self._session(s, session_id).course
             ids, embs = repo.gallery_arrays(s, course, name)
+            classroom = (repo.classroom_arrays(s, course, name)
+                         if course.config.recognition.classroom_templates else None)
             threshold = course.config.recognition.threshold
             negatives = repo.negatives_arrays(s, course, name)
             with self._galleries_lock:
@@ -244,7 +247,7 @@ class SessionService:
                     Student.student_number.in_(gone), Student.consent_given_at.is_not(None))))
         rows = [k for k, sn in enumerate(start_ids) if sn in gone]
         suppressed = Gallery([start_ids[k] for k in rows], start_embs[rows], name) if rows else None
-        return Recognition(Gallery(ids, embs, name) if ids else None, threshold, suppressed, negatives)
+        return Recognition(roster_gallery(ids, embs, name, classroom), threshold, suppressed, negatives)
 
     def process_snapshot(self, snapshot_id: int, recognition: Recognition | None = None, *,
                          image: np.ndarray | None = None, frames: Sequence[np.ndarray] | None = None) -> PipelineResult:

@@ -125,22 +125,19 @@ def run_staged(pipeline: Pipeline, image: np.ndarray, gallery: Gallery | None, t
 
 # --- galleries ---------------------------------------------------------------------------------
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _gallery_arrays(url: str, _user: Any, username: str, course_code: str, model_name: str,
-                    version: tuple[int, int, int]) -> tuple[list[str], np.ndarray]:
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _gallery(url: str, _user: Any, username: str, course_code: str, model_name: str,
+             version: tuple[int, ...]) -> Any:
     from aas_core.services import in_transaction, privacy
 
-    return in_transaction(url, privacy.course_gallery, _user, course_code, model_name)
+    return in_transaction(url, privacy.course_matching_gallery, _user, course_code, model_name)
 
 
 def course_gallery(url: str, user: Any, course_code: str, model_name: str) -> Gallery | None:
-    """The course roster's gallery for one embedder, read through the access-checked
-    ``privacy.course_gallery`` (cached per user until a sample is added or removed)."""
+    """The course roster's gallery for one embedder (portraits and classroom templates), read
+    through the access-checked ``privacy`` service (cached per user until a sample or template
+    is added or removed)."""
     from aas_core.services import in_transaction, privacy
-    from aas_core.vision.matching import Gallery
 
     version = in_transaction(url, privacy.course_gallery_version, user, course_code, model_name)
-    ids, embs = _gallery_arrays(url, user, user.username, course_code, model_name, version)
-    if not ids:
-        return None
-    return Gallery(ids, embs, model_name)
+    return _gallery(url, user, user.username, course_code, model_name, version)
