@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +17,36 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+_TEMPLATE: Path | None = None
+
+
+def _migrated_template(models_dir: Path) -> Path:
+    """An empty database made by ``aas init`` once per test session (the migrations take seconds);
+    each dashboard starts from a copy of it."""
+    global _TEMPLATE
+    if _TEMPLATE is None or not _TEMPLATE.is_file():
+        root = Path(tempfile.mkdtemp(prefix="aas_browser_template_"))
+        atexit.register(shutil.rmtree, root, True)
+        env = {**os.environ, "AAS_DATABASE_URL": f"sqlite:///{root / 'template.db'}",
+               "AAS_DATA_DIR": str(root / "data"), "AAS_MODELS_DIR": str(models_dir)}
+        subprocess.run([sys.executable, "-m", "aas_core.cli", "init"], cwd=ROOT, env=env, check=True,
+                       capture_output=True, timeout=120)
+        _TEMPLATE = root / "template.db"
+    return _TEMPLATE
+
+
+def _add_admin(url: str, password: str) -> None:
+    """What ``aas user add admin --role admin`` does (tests/services/test_auth.py runs the command)."""
+    from aas_core.cli.common import CLI_ADMIN
+    from aas_core.db import session_scope
+    from aas_core.db.engine import get_engine
+    from aas_core.services.auth import create_user
+
+    with session_scope(url) as s:
+        create_user(s, "admin", password, "admin", actor=CLI_ADMIN.username)
+    get_engine(url).dispose()
 
 
 def free_port() -> int:
@@ -39,9 +72,10 @@ def running_app(root: Path, models_dir: Path, password: str, *, db_name: str = "
            "AAS_MODELS_DIR": str(models_dir), "AAS_NEW_PASSWORD": password, "PYTHONUNBUFFERED": "1",
            **(extra_env or {})}
     py = sys.executable
-    for args in (["init"], *([["user", "add", "admin", "--role", "admin"]] if admin else [])):
-        subprocess.run([py, "-m", "aas_core.cli", *args], cwd=ROOT, env=env, check=True, capture_output=True,
-                       timeout=120)
+    # `aas init` ran once for the session's template: a copy is the same migrated, empty database.
+    shutil.copyfile(_migrated_template(models_dir), root / db_name)
+    if admin:
+        _add_admin(env["AAS_DATABASE_URL"], password)
     port = port or free_port()
     log_path = root / "streamlit.log"
     log = log_path.open("w")

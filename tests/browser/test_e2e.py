@@ -18,14 +18,10 @@ from typing import Any
 import pytest
 
 from tests.browser.app_server import running_app
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, SHOTS, shared_browser  # noqa: F401 - CHROMIUM*: re-exported
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PASSWORD = "e2e-password-1"
 COURSE = "CS101"
 WAIT = 120_000  # ms: model loading and pipeline runs on a small CPU
@@ -55,19 +51,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
 
 @pytest.fixture(scope="module")
 def page(server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {SHOTS}")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-        pg = ctx.new_page()
-        pg.set_default_timeout(WAIT)
-        pg.goto(server)
-        yield pg
-        ctx.close()
-        browser.close()
+    ctx = shared_browser().new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(WAIT)
+    pg.goto(server)
+    yield pg
+    ctx.close()
 
 
 # --- helpers -----------------------------------------------------------------------------------------

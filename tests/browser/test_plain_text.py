@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.browser.app_server import running_app
-from tests.browser.test_e2e import CHROMIUM, CHROMIUM_ARGS, PASSWORD, idle, nav, shot
+from tests.browser.chromium import shared_browser
+from tests.browser.test_e2e import PASSWORD, idle, nav, shot
 
 pytestmark = pytest.mark.browser
 
@@ -60,17 +61,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, beacon: s
 
 @pytest.fixture(scope="module")
 def page(server: dict[str, str]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
-        pg = ctx.new_page()
-        pg.set_default_timeout(WAIT)
-        pg.goto(server["base"])
-        yield pg
-        ctx.close()
-        browser.close()
+    ctx = shared_browser().new_context(viewport={"width": 1440, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(WAIT)
+    pg.goto(server["base"])
+    yield pg
+    ctx.close()
 
 
 def test_a_markdown_name_is_shown_as_text_and_fetches_nothing(page: Any, server: dict[str, str], beacon: str) -> None:

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.browser.app_server import free_port
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, SHOTS, WAIT, idle
+from tests.browser.chromium import SHOTS, WAIT, idle, launch
 from tests.ui.conftest import PASSWORD, populated_template  # noqa: F401 - the fixture, used by `server`
 
 pytestmark = pytest.mark.browser
@@ -78,13 +78,7 @@ def server(populated_template: dict[str, Any], tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    yield from launch()
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from tests.browser.app_server import free_port, running_app
-from tests.browser.test_e2e import CHROMIUM, CHROMIUM_ARGS, PASSWORD, idle
+from tests.browser.chromium import launch
+from tests.browser.test_e2e import PASSWORD, idle
 
 pytestmark = pytest.mark.browser
 
@@ -40,13 +41,7 @@ SIGN_IN = "AAS — sign in"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    yield from launch()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from tests.browser.app_server import running_app
-from tests.browser.test_e2e import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SHOTS, idle, nav, shot
+from tests.browser.chromium import shared_browser
+from tests.browser.test_e2e import PASSWORD, idle, nav, shot
 
 pytestmark = pytest.mark.browser
 
@@ -61,19 +62,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
 
 @pytest.fixture(scope="module")
 def page(server: str, fake_video: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    args = [*CHROMIUM_ARGS, *FAKE_CAMERA_ARGS, f"--use-file-for-fake-video-capture={fake_video}"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
-        pg = ctx.new_page()
-        pg.set_default_timeout(WAIT)
-        pg.goto(server)
-        yield pg
-        ctx.close()
-        browser.close()
+    # a Chromium of its own: the fake camera is a command-line switch
+    browser = shared_browser([*FAKE_CAMERA_ARGS, f"--use-file-for-fake-video-capture={fake_video}"])
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(WAIT)
+    pg.goto(server)
+    yield pg
+    ctx.close()
 
 
 def _video_state(frame: Any) -> dict[str, Any]:

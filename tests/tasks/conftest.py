@@ -61,9 +61,21 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture
-def rabbit_vhost() -> Iterator[str]:
-    """A broker URL on a RabbitMQ vhost of this test's own (deleted with everything in it after)."""
+#: `rabbitmqctl delete_vhost` calls still running: a test does not wait for its vhost to go (each
+#: call starts an Erlang VM, seconds), the session waits for all of them at its end.
+_DELETING: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _vhosts_deleted() -> Iterator[None]:
+    yield
+    for proc in _DELETING:
+        if proc.wait(60) != 0:
+            print(f"rabbitmqctl {' '.join(map(str, proc.args[2:]))} failed ({proc.returncode})")
+    _DELETING.clear()
+
+
+def _vhost() -> Iterator[str]:
     if not shutil.which("rabbitmqctl"):
         pytest.fail("rabbitmqctl not found: RabbitMQ must be installed and running (.ci/run starts it)")
     vhost = f"aas_test_{secrets.token_hex(4)}"
@@ -75,7 +87,20 @@ def rabbit_vhost() -> Iterator[str]:
     try:
         yield f"{RABBIT}/{vhost}"
     finally:
-        _rabbitmqctl("delete_vhost", vhost)
+        _DELETING.append(subprocess.Popen(["rabbitmqctl", "-q", "delete_vhost", vhost],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+@pytest.fixture
+def rabbit_vhost() -> Iterator[str]:
+    """A broker URL on a RabbitMQ vhost of this test's own (deleted with everything in it after)."""
+    yield from _vhost()
+
+
+@pytest.fixture(scope="module")
+def module_rabbit_vhost() -> Iterator[str]:
+    """A broker URL on a RabbitMQ vhost of this module's own (for a worker its tests share)."""
+    yield from _vhost()
 
 
 @pytest.fixture
@@ -170,21 +195,31 @@ class Worker:
     @classmethod
     def start(cls, env: dict[str, str], log: Path, *, queues: str = "capture,process", name: str | None = None,
               concurrency: int = 1, ready_timeout_s: float = 120.0) -> Worker:
+        w = cls.launch(env, log, queues=queues, name=name, concurrency=concurrency)
+        w.wait_ready(ready_timeout_s)
+        return w
+
+    @classmethod
+    def launch(cls, env: dict[str, str], log: Path, *, queues: str = "capture,process", name: str | None = None,
+               concurrency: int = 1) -> Worker:
+        """The process started, not yet ready (start several, then ``wait_ready`` each: they load
+        their models at the same time)."""
         name = name or f"w{secrets.token_hex(3)}"
         fh = log.open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "aas_core.cli", "worker", "--queues", queues,
                                  "--name", f"{name}@%h", "--concurrency", str(concurrency)], env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         fh.close()
-        w = cls(proc, log, name)
+        return cls(proc, log, name)
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
         try:
-            wait_for(lambda: " ready." in w.text() or proc.poll() is not None, ready_timeout_s, f"worker {name}")
+            wait_for(lambda: " ready." in self.text() or self.proc.poll() is not None, timeout_s, f"worker {self.name}")
         except AssertionError:
-            w.stop()
+            self.stop()
             raise
-        if proc.poll() is not None:
-            raise AssertionError(f"worker {name} exited ({proc.returncode}):\n{w.text()}")
-        return w
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker {self.name} exited ({self.proc.returncode}):\n{self.text()}")
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

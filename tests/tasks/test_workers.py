@@ -16,6 +16,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -83,8 +85,37 @@ def rabbit_env(school: dict[str, str], rabbit_vhost: str) -> dict[str, str]:
     return {**school, "AAS_BROKER_URL": rabbit_vhost}
 
 
+@pytest.fixture(scope="module")
+def shared_worker(school: dict[str, str], module_rabbit_vhost: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Worker]]:
+    """One process worker on a vhost of its own, for the tests that only need a worker there (its
+    start loads the models: seconds); each test counts what its worker did from its own start."""
+    env = {**school, "AAS_BROKER_URL": module_rabbit_vhost}
+    worker = Worker.start(env, tmp_path_factory.mktemp("shared_worker") / "worker.log", queues="process")
+    try:
+        yield env, worker
+    finally:
+        worker.stop()
+
+
+def _done(worker: Worker) -> int:
+    """Tasks the worker has finished (its log says "succeeded" once per task)."""
+    return worker.count("succeeded in ")
+
+
+def _succeeded(worker: Worker, task: str, since: int = 0) -> int:
+    """How many ``task`` runs succeeded in the worker's log after its first ``since`` characters."""
+    return len(re.findall(rf"{re.escape(task)}\[[^\]]+\] succeeded in ", worker.text()[since:]))
+
+
+def _settled(worker: Worker) -> bool:
+    """Every task the worker received has finished (nothing left over for the next test)."""
+    text = worker.text()
+    return text.count("] received") == text.count("succeeded in ")
+
+
 def test_session_run_on_a_worker_prints_the_same_json_and_status_shows_it(
-        school: dict[str, str], rabbit_env: dict[str, str], classroom, tmp_path: Path) -> None:
+        school: dict[str, str], shared_worker: tuple[dict[str, str], Worker], classroom, tmp_path: Path) -> None:
     ss, _, snaps = classroom
     # Burst folders too: a worker must get the same frames the in-process path fuses.
     bursts = []
@@ -95,53 +126,52 @@ def test_session_run_on_a_worker_prints_the_same_json_and_status_shows_it(
             cv2.imwrite(str(d / f"{j}.png"), frame)
         bursts.append(str(d))
     here = json.loads(aas(school, "session", "run", "--course", "CS1", *bursts, "--json").stdout)
-    worker = Worker.start(rabbit_env, tmp_path / "worker.log", queues="process")
-    try:
-        r = aas(rabbit_env, "session", "run", "--course", "CS1", *bursts, "--json")
-        there = json.loads(r.stdout)
-        assert list(there) == list(here)  # same keys in the same order
-        assert there["session_id"] != here["session_id"]
-        assert _comparable(there) == _comparable(here)
-        assert sum(v == ss.truth[k] for k, v in there["statuses"].items()) >= 7
-        assert worker.count("succeeded") == 3  # the worker processed the three snapshots, not the CLI
-        assert not _frames_left(rabbit_env)  # the lossless bursts are deleted once processed
-        facts = json.loads(aas(rabbit_env, "status", "--json", "--timeout", "2").stdout)
-        assert facts["broker"]["reachable"] and "guest:***@127.0.0.1:5672/aas_test_" in facts["broker"]["url"]
-        assert facts["broker"]["queues"]["aas.process"]["messages"] == 0
-        [w] = facts["broker"]["workers"]
-        assert w["name"].startswith(worker.name) and w["queues"] == ["aas.process"] and w["processed"] == 3
-        today = {x["session_id"]: x for x in facts["sessions_today"]}
-        assert today[there["session_id"]]["status"] == "completed"
-        assert today[there["session_id"]]["snapshots"]["processed"] == 3
-        assert facts["snapshots"]["queued"] == 0
-        assert ("guest:guest" not in r.stderr + json.dumps(facts))  # the broker password is never shown
-    finally:
-        worker.stop()
+    rabbit_env, worker = shared_worker
+    wait_for(lambda: _settled(worker), 60, "the shared worker to finish earlier tests' tasks")
+    before = _done(worker)
+    r = aas(rabbit_env, "session", "run", "--course", "CS1", *bursts, "--json")
+    there = json.loads(r.stdout)
+    assert list(there) == list(here)  # same keys in the same order
+    assert there["session_id"] != here["session_id"]
+    assert _comparable(there) == _comparable(here)
+    assert sum(v == ss.truth[k] for k, v in there["statuses"].items()) >= 7
+    assert _done(worker) == before + 3  # the worker processed the three snapshots, not the CLI
+    assert not _frames_left(rabbit_env)  # the lossless bursts are deleted once processed
+    facts = json.loads(aas(rabbit_env, "status", "--json", "--timeout", "2").stdout)
+    assert facts["broker"]["reachable"] and "guest:***@127.0.0.1:5672/aas_test_" in facts["broker"]["url"]
+    assert facts["broker"]["queues"]["aas.process"]["messages"] == 0
+    [w] = facts["broker"]["workers"]
+    # what the worker itself counts, as its log says (the worker is the module's: earlier tests' too)
+    assert w["name"].startswith(worker.name) and w["queues"] == ["aas.process"] and w["processed"] == _done(worker)
+    today = {x["session_id"]: x for x in facts["sessions_today"]}
+    assert today[there["session_id"]]["status"] == "completed"
+    assert today[there["session_id"]]["snapshots"]["processed"] == 3
+    assert facts["snapshots"]["queued"] == 0
+    assert ("guest:guest" not in r.stderr + json.dumps(facts))  # the broker password is never shown
 
 
 def test_a_snapshot_delivered_twice_gets_one_set_of_observations(
-        rabbit_env: dict[str, str], classroom, tmp_path: Path) -> None:
+        shared_worker: tuple[dict[str, str], Worker], classroom) -> None:
     _, _, snaps = classroom
     image = cv2.imread(str(snaps[0]))
-    worker = Worker.start(rabbit_env, tmp_path / "worker.log", queues="process")
-    try:
-        sid, snap = _stored_snapshot(rabbit_env, image)
-        _send_process(rabbit_env, snap, decide=True)
-        _send_process(rabbit_env, snap, decide=True)  # the same message again (a redelivery)
-        wait_for(lambda: worker.count("succeeded") >= 2, 120, "both deliveries")
-        boxes = _observations(rabbit_env["AAS_DATABASE_URL"], snap)
-        assert len(boxes) >= 5 and len(set(boxes)) == len(boxes)
-        assert "'processed'" in worker.text()
-        # Each delivery asks for the decision once everything is terminal; the session is decided once.
-        wait_for(lambda: _session_status(rabbit_env["AAS_DATABASE_URL"], sid) == SessionStatus.COMPLETED, 60,
-                 "the decision")
-        with session_scope(rabbit_env["AAS_DATABASE_URL"]) as s:
-            from aas_core.db.models import AuditLog
+    rabbit_env, worker = shared_worker
+    sid, snap = _stored_snapshot(rabbit_env, image)
+    log_before = len(worker.text())
+    _send_process(rabbit_env, snap, decide=True)
+    _send_process(rabbit_env, snap, decide=True)  # the same message again (a redelivery)
+    wait_for(lambda: _succeeded(worker, "aas.process_snapshot", log_before) >= 2, 120, "both deliveries")
+    boxes = _observations(rabbit_env["AAS_DATABASE_URL"], snap)
+    assert len(boxes) >= 5 and len(set(boxes)) == len(boxes)
+    assert "'processed'" in worker.text()[log_before:]
+    # Each delivery asks for the decision once everything is terminal; the session is decided once.
+    wait_for(lambda: _session_status(rabbit_env["AAS_DATABASE_URL"], sid) == SessionStatus.COMPLETED, 60,
+             "the decision")
+    with session_scope(rabbit_env["AAS_DATABASE_URL"]) as s:
+        from aas_core.db.models import AuditLog
 
-            assert s.scalar(select(func.count()).select_from(AuditLog).where(
-                AuditLog.action == "session.finalize", AuditLog.target_id == str(sid))) == 1
-    finally:
-        worker.stop()
+        assert s.scalar(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "session.finalize", AuditLog.target_id == str(sid))) == 1
+    wait_for(lambda: _settled(worker), 60, "the decisions asked for")
 
 
 def test_two_deliveries_processed_at_the_same_moment_do_not_add_up(school: dict[str, str], classroom) -> None:
@@ -189,27 +219,28 @@ def test_a_worker_killed_mid_task_hands_it_to_another(broker: str, request: pyte
     # Redis gives an unacknowledged message back after the visibility timeout (RabbitMQ: at once).
     env = {**school, "AAS_BROKER_URL": url, "AAS_BROKER_VISIBILITY_TIMEOUT_S": "10"}
     _, _, snaps = classroom
-    first = Worker.start(env, tmp_path / "first.log", queues="process")
-    sid, snap = _stored_snapshot(env, cv2.imread(str(snaps[2])), frames=6)  # a burst: seconds of work
+    # Both workers load their models at the same time; whichever takes the task is killed mid-task.
+    pair = [Worker.launch(env, tmp_path / f"{n}.log", queues="process") for n in ("a", "b")]
     try:
+        for w in pair:
+            w.wait_ready()
+        sid, snap = _stored_snapshot(env, cv2.imread(str(snaps[2])), frames=6)  # a burst: seconds of work
         _send_process(env, snap, decide=True)
-        wait_for(lambda: first.count("aas.process_snapshot[") >= 1, 60, "the first worker to take the task")
+        wait_for(lambda: any(w.count("aas.process_snapshot[") for w in pair), 60, "a worker to take the task")
+        first, second = pair if pair[0].count("aas.process_snapshot[") else pair[::-1]
         first.kill()
-    finally:
-        first.stop()
-    db = env["AAS_DATABASE_URL"]
-    if _snapshot_status(db, snap) != SnapshotStatus.CAPTURED:
-        pytest.fail("the task finished before the kill: the test needs a longer task")
-    second = Worker.start(env, tmp_path / "second.log", queues="process")
-    try:
-        wait_for(lambda: _session_status(db, sid) == SessionStatus.COMPLETED, 180, "the second worker to finish")
+        db = env["AAS_DATABASE_URL"]
+        if _snapshot_status(db, snap) != SnapshotStatus.CAPTURED:
+            pytest.fail("the task finished before the kill: the test needs a longer task")
+        wait_for(lambda: _session_status(db, sid) == SessionStatus.COMPLETED, 180, "the other worker to finish")
         assert "succeeded" in second.text() and "succeeded" not in first.text()
         boxes = _observations(db, snap)
         assert len(boxes) >= 5 and len(set(boxes)) == len(boxes)
         assert _snapshot_status(db, snap) == SnapshotStatus.PROCESSED
         assert not _frames_left(env)
     finally:
-        second.stop()
+        for w in pair:
+            w.stop()
 
 
 def test_captures_on_the_capture_queue_and_a_camera_that_is_down(
@@ -282,14 +313,22 @@ def test_broker_unreachable_is_a_clear_error_and_opens_nothing(school: dict[str,
     env = {**school, "AAS_BROKER_URL": f"amqp://guest:s3cret@127.0.0.1:{closed_port()}//"}
     with session_scope(school["AAS_DATABASE_URL"]) as s:
         before = s.scalar(select(func.count()).select_from(ClassSession))
-    r = aas(env, "session", "run", "--course", "CS1", *map(str, snaps), "--json", check=False)
+    # four separate commands, none depending on another: run side by side (each starts Python)
+    calls = {"run": (env, ("session", "run", "--course", "CS1", *map(str, snaps), "--json"), 300),
+             "worker": (env, ("worker",), 60), "status": (env, ("status", "--json"), 300),
+             "no broker": ({k: v for k, v in school.items() if k != "AAS_BROKER_URL"}, ("worker",), 60)}
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = {k: pool.submit(aas, e, *args, check=False, timeout=t) for k, (e, args, t) in calls.items()}
+        out = {k: f.result() for k, f in futures.items()}
+    r = out["run"]
     assert r.returncode == 1 and r.stdout == "" and "Traceback" not in r.stderr
     assert "is not reachable" in r.stderr and "s3cret" not in r.stderr and "***" in r.stderr
     with session_scope(school["AAS_DATABASE_URL"]) as s:
         assert s.scalar(select(func.count()).select_from(ClassSession)) == before
-    w = aas(env, "worker", check=False, timeout=60)
+    w = out["worker"]
     assert w.returncode == 1 and "is not reachable" in w.stderr and "s3cret" not in w.stderr
-    facts = json.loads(aas(env, "status", "--json").stdout)
+    assert out["status"].returncode == 0, out["status"].stderr
+    facts = json.loads(out["status"].stdout)
     assert facts["broker"]["reachable"] is False and "refused" in facts["broker"]["error"].lower()
-    nob = aas({k: v for k, v in school.items() if k != "AAS_BROKER_URL"}, "worker", check=False, timeout=60)
+    nob = out["no broker"]
     assert nob.returncode == 1 and "needs a broker" in nob.stderr
