@@ -289,9 +289,10 @@ def dlib_study(a, pipe: Pipeline, locate, dataset, t: float, t_class: float) -> 
     from aas_core.vision.embed.arcface_onnx import LOOSE_THRESHOLDS
 
     dl = backends.load_embedder("dlib-resnet", a.models_dir)
-    loose = LOOSE_THRESHOLDS.get("mobilefacenet", 0.31)
+    loose = a.arc_min if a.arc_min is not None else LOOSE_THRESHOLDS.get("mobilefacenet", 0.31)
+    dlib_min = a.dlib_min if a.dlib_min is not None else dl.loose_threshold
     print(f"\nArcFace + dlib agreement: ArcFace in [{loose}, {t}) and dlib top-1 = ArcFace top-1 with dlib >= "
-          f"{dl.loose_threshold}")
+          f"{dlib_min}")
     print("| condition | genuine named, ArcFace (+ templates) | + dlib agreement | wrong names | strangers named | "
           "faces asked of dlib |")
     print("|---|---|---|---|---|---|")
@@ -329,7 +330,12 @@ def dlib_study(a, pipe: Pipeline, locate, dataset, t: float, t_class: float) -> 
                 q = dl.embed(pr.image, pr.det)
                 d = per_student_max(q, ids, np.stack(embs), sc.students)[0]
                 j = int(d.argmax())
-                if j != best[i] or d[j] < dl.loose_threshold:
+                if a.dump:
+                    kind = "stranger" if pr.identity not in sc.students else (
+                        "right" if sc.students[j] == pr.identity else "wrong")
+                    print(f"  asked {name} s{seed} arc={top[i]:.3f} dlib={d[j]:.3f} agree={j == best[i]} "
+                          f"{kind} side={pr.side:.0f}", flush=True)
+                if j != best[i] or d[j] < dlib_min:
                     continue
                 who = sc.students[j]
                 if pr.identity in sc.students:
@@ -355,6 +361,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, nargs="+", default=[1, 5])
     ap.add_argument("--dlib", action="store_true",
                     help="instead of the lever table: the ArcFace + dlib agreement study")
+    ap.add_argument("--arc-min", type=float, default=None, help="dlib study: lowest ArcFace score asked")
+    ap.add_argument("--dlib-min", type=float, default=None, help="dlib study: dlib score needed to agree")
+    ap.add_argument("--dump", action="store_true", help="dlib study: print every face asked of dlib")
     ap.add_argument("--update-days", type=int, default=0,
                     help="instead of the lever table: the template-update study over lectures 0..N of each class")
     ap.add_argument("--update-min", type=float, default=0.6, help="combined score a sighting needs to be kept")

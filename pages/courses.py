@@ -267,6 +267,10 @@ with tab_plan:
                           help="Greyed out while the model's default is used")
     if rec.source:
         st.caption(f"Set from: {plain(rec.source)} (model {plain(rec.model or 'any')})")
+    classroom = st.checkbox("Also match against the photos as the room camera sees them (small, dim, noisy)",
+                            value=rec.classroom_templates, key=f"classroom_{k}",
+                            help="Classroom-resolution templates: more back-row faces named, with their own "
+                                 "calibrated threshold (docs/EVALUATION.md, 'Recognition levers')")
 
     st.markdown("**Status rules**")
     r1, r2, r3 = st.columns(3)
@@ -284,11 +288,12 @@ with tab_plan:
                          float(rules.min_confidence), 0.01, key=f"rule_conf_{k}")
     if st.button("Save plan and rules", type="primary", key="save_plan", disabled=new_plan is None):
         if use_default:
-            new_rec = RecognitionConfig()
+            new_rec = RecognitionConfig(classroom_templates=classroom)
         elif rec.threshold is not None and abs(thr_value - rec.threshold) < 1e-9:
-            new_rec = rec  # unchanged: keep where it came from
+            new_rec = rec.model_copy(update={"classroom_templates": classroom})  # keep where it came from
         else:
-            new_rec = RecognitionConfig(threshold=round(thr_value, 4), source=f"set by {user.username}")
+            new_rec = RecognitionConfig(threshold=round(thr_value, 4), source=f"set by {user.username}",
+                                        classroom_templates=classroom)
         try:
             new = config.with_values(
                 plan=new_plan,

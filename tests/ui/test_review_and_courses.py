@@ -88,6 +88,21 @@ def test_the_models_default_disables_the_threshold_slider_and_shows_its_value(po
     assert not thr.disabled
 
 
+def test_classroom_templates_can_be_switched_off_without_touching_the_threshold(populated: dict[str, Any]) -> None:
+    from aas_core.services import courses as course_svc
+
+    teach = users(populated["url"])["teach"]
+    at = ok(page("courses.py", teach).run())
+    box = next(c for c in at.checkbox if c.label.startswith("Also match against the photos as the room camera"))
+    assert box.value  # on by default
+    box.uncheck()
+    ok(at.run())
+    at.button(key="save_plan").click()
+    ok(at.run())
+    rec = course_svc.get_course(populated["url"], teach, COURSE).config.recognition
+    assert rec.classroom_templates is False and rec.threshold is None  # still the model's default
+
+
 def test_plans_read_in_plain_units(populated: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from aas_core.services.courses import duration_text
 
