@@ -25,6 +25,7 @@ from aas_core.db.models import (
     FaceCorrection,
     FaceObservation,
     FaceSample,
+    FaceTemplate,
     Instructor,
     SampleStatus,
     Student,
@@ -254,18 +255,24 @@ def review_sample(s: Session, sample: FaceSample, status: SampleStatus, actor: s
           sample.student.student_number, sample=sample.id, held_because=before, reason=note)
 
 
+def _roster_samples(course: Course, model_name: str, *columns: Any) -> Any:
+    """``select(student_number, *columns)`` over the accepted ``model_name`` samples of the
+    course's consenting students: the one filter every gallery query shares."""
+    return (select(Student.student_number, *columns)
+            .join(FaceSample, FaceSample.student_id == Student.id)
+            .join(Enrollment, Enrollment.student_id == Student.id)
+            .where(Enrollment.course_id == course.id, FaceSample.accepted.is_(True),
+                   FaceSample.model_name == model_name, Student.consent_given_at.is_not(None)))
+
+
 def gallery_arrays(s: Session, course: Course, model_name: str) -> tuple[list[str], np.ndarray]:
     """Every accepted sample embedding of the course roster made by ``model_name``.
 
     Returns (student_number per row, embeddings (N, d) float32). Samples made by another
     model are left out: matching never mixes models.
     """
-    q = (select(Student.student_number, FaceSample.embedding)
-         .join(FaceSample, FaceSample.student_id == Student.id)
-         .join(Enrollment, Enrollment.student_id == Student.id)
-         .where(Enrollment.course_id == course.id, FaceSample.accepted.is_(True),
-                FaceSample.model_name == model_name, FaceSample.embedding.is_not(None),
-                Student.consent_given_at.is_not(None))
+    q = (_roster_samples(course, model_name, FaceSample.embedding)
+         .where(FaceSample.embedding.is_not(None))
          .order_by(Student.student_number, FaceSample.id))
     rows = s.execute(q).all()
     if not rows:
@@ -276,14 +283,8 @@ def gallery_arrays(s: Session, course: Course, model_name: str) -> tuple[list[st
 def classroom_arrays(s: Session, course: Course, model_name: str) -> tuple[list[str], np.ndarray]:
     """The classroom templates (``vision.templates``) of the roster's accepted ``model_name``
     samples, under the same filters as :func:`gallery_arrays`: (student_number per row, (N, d))."""
-    from aas_core.db.models import FaceTemplate
-
-    q = (select(Student.student_number, FaceTemplate.embedding, FaceTemplate.views)
-         .join(FaceSample, FaceSample.student_id == Student.id)
+    q = (_roster_samples(course, model_name, FaceTemplate.embedding, FaceTemplate.views)
          .join(FaceTemplate, FaceTemplate.sample_id == FaceSample.id)
-         .join(Enrollment, Enrollment.student_id == Student.id)
-         .where(Enrollment.course_id == course.id, FaceSample.accepted.is_(True),
-                FaceSample.model_name == model_name, Student.consent_given_at.is_not(None))
          .order_by(Student.student_number, FaceSample.id))
     ids: list[str] = []
     blocks = []
