@@ -143,9 +143,13 @@ def session_routes() -> list[Route]:
 
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[None]:
-    """``st.App`` lifespan: the routes above serve this process from now on."""
+    """``st.App`` lifespan: the routes above serve this process from now on (and the pages'
+    modules are imported in the background, ``ui.warm``)."""
     global MOUNTED
     MOUNTED = True
+    from aas_core.ui import warm
+
+    warm.start()
     try:
         yield
     finally:
