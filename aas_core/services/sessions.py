@@ -150,7 +150,8 @@ class SessionService:
         # session id -> (student numbers, embeddings) of the gallery the session started with, in
         # memory only (never stored: after a withdrawal these are the only copy, and they go with
         # the process). The camera session's worker thread reads it, so it has a lock.
-        self._starting_galleries: OrderedDict[int, tuple[list[str], np.ndarray]] = OrderedDict()
+        self._starting_galleries: OrderedDict[
+            int, tuple[list[str], np.ndarray, tuple[list[str], np.ndarray] | None]] = OrderedDict()
         self._galleries_lock = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -237,7 +238,8 @@ class SessionService:
             threshold = course.config.recognition.threshold
             negatives = repo.negatives_arrays(s, course, name)
             with self._galleries_lock:
-                start_ids, start_embs = self._starting_galleries.setdefault(session_id, (ids, embs))
+                start_ids, start_embs, start_cls = self._starting_galleries.setdefault(
+                    session_id, (ids, embs, classroom))
                 self._starting_galleries.move_to_end(session_id)
                 while len(self._starting_galleries) > _KEEP_STARTING_GALLERIES:
                     self._starting_galleries.popitem(last=False)
@@ -246,7 +248,13 @@ class SessionService:
                 gone -= set(s.scalars(select(Student.student_number).where(
                     Student.student_number.in_(gone), Student.consent_given_at.is_not(None))))
         rows = [k for k, sn in enumerate(start_ids) if sn in gone]
-        suppressed = Gallery([start_ids[k] for k in rows], start_embs[rows], name) if rows else None
+        suppressed = None
+        if rows:
+            # Withheld as they would have been matched: portraits and their classroom templates.
+            cls_rows = [k for k, sn in enumerate(start_cls[0]) if sn in gone] if start_cls else []
+            suppressed = roster_gallery([start_ids[k] for k in rows], start_embs[rows], name,
+                                        ([start_cls[0][k] for k in cls_rows], start_cls[1][cls_rows])
+                                        if cls_rows else None)
         return Recognition(roster_gallery(ids, embs, name, classroom), threshold, suppressed, negatives)
 
     def process_snapshot(self, snapshot_id: int, recognition: Recognition | None = None, *,

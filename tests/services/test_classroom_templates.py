@@ -101,3 +101,30 @@ def test_an_uncalibrated_embedder_gets_no_templates(  # type: ignore[no-untyped-
                        fast_pipeline.embedder.name)
     assert g is not None and not isinstance(g, ClassroomGallery)
     assert np.isfinite(g.scores(np.ones((1, g.dim), np.float32), model_name=g.model_name)).all()
+
+
+def test_a_withdrawn_students_templates_are_withheld_too(  # type: ignore[no-untyped-def]
+        world: World, cfg: Settings, fast_pipeline, calibrated: str, data_dir: Path) -> None:
+    """Consent withdrawn mid-session: the student's faces are withheld as they would have been
+    matched, portraits and classroom templates alike (a small face named only through a
+    template must not be stored as someone unknown)."""
+    from aas_core.services.sessions import SessionService
+
+    u = world.users
+    svc.enroll_photos(world.url, u["alice"], "S1", [photo(data_dir, POWELL, i) for i in (1, 2)],
+                      fast_pipeline, world.store, cfg)
+    svc.enroll_photos(world.url, u["alice"], "S2", [photo(data_dir, PUTIN, i) for i in (1, 2)],
+                      fast_pipeline, world.store, cfg)
+    service = SessionService(world.url, world.store, fast_pipeline, cfg)
+    sid = service.start("A101")
+    first = service.recognition(sid)
+    assert isinstance(first.gallery, ClassroomGallery) and first.suppressed is None
+    svc.withdraw_consent(world.url, world.store, u["alice"], "S2")
+    later = service.recognition(sid)
+    assert later.gallery is not None and "S2" not in later.gallery.student_ids
+    assert isinstance(later.suppressed, ClassroomGallery) and later.suppressed.student_ids == ["S2"]
+    assert later.suppressed._classroom.student_ids == ["S2"] and later.suppressed.scale == 0.7
+    # a face that looks like one of S2's classroom templates is caught by the suppressed gallery
+    # (row 0 of the template block is the mean, row 1 S2's first template)
+    probe = later.suppressed._classroom._templates[1:2]
+    assert float(later.suppressed.scores(probe, model_name=calibrated).max()) >= 0.7 - 1e-4
