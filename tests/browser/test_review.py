@@ -349,6 +349,10 @@ def test_inspector_pages_the_crops_of_a_crowd_and_fetches_no_missing_media(page:
     idle(page)
     faces = int(page.get_by_text(" faces · model ").first.inner_text().split(" faces · model ")[0].split("·")[-1])
     assert faces > 48, f"the crowd scene should have more faces than one page: {faces}"
+    # The crop grid is HTML that can land after Streamlit reports idle on a busy machine: wait for
+    # one page of crops (a page that never shows 48 fails here with a timeout).
+    page.wait_for_function("""() => document.querySelectorAll(
+        '[data-testid="stMain"] img[src^="data:image"]').length >= 48""", timeout=WAIT)
     shown = page.locator('[data-testid="stMain"] img').count()
     assert shown <= 48 + 1, f"{shown} images on the page (48 crops and the annotated frame at most)"
     first = crop_images(page)
