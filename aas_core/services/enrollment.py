@@ -29,10 +29,11 @@ from sqlalchemy.orm import Session
 from aas_core.config import Settings
 from aas_core.db import repo
 from aas_core.db.embeddings import from_blob, to_blob
-from aas_core.db.models import FaceSample, Role, SampleStatus, Student
+from aas_core.db.models import FaceSample, FaceTemplate, Role, SampleStatus, Student
 from aas_core.media.store import ImageStore, discard_on_rollback
 from aas_core.vision import quality
 from aas_core.vision.pipeline import Pipeline
+from aas_core.vision.templates import DEFAULT_VIEWS, classroom_embeddings, classroom_scale
 from aas_core.vision.types import Detections
 
 # A second face this much smaller than the largest is a bystander: keep the largest, warn.
@@ -394,8 +395,6 @@ def ensure_classroom_templates(url: str, course_code: str, pipeline: Pipeline, s
     calibrated scale. Models run between two short transactions, as in ``ensure_embeddings``.
     Returns how many samples got templates."""
     from aas_core.db import session_scope
-    from aas_core.db.models import FaceTemplate
-    from aas_core.vision.templates import DEFAULT_VIEWS, classroom_embeddings, classroom_scale
 
     model = pipeline.embedder.name
     if classroom_scale(model) is None:
@@ -437,8 +436,6 @@ def _add_classroom_templates(s: Session, sample_id: int, image: np.ndarray, face
                              pipeline: Pipeline) -> None:
     """The new sample's classroom templates (``vision.templates``), from the photo as uploaded,
     while its face is at hand (``ensure_classroom_templates`` makes any missing later)."""
-    from aas_core.db.models import FaceTemplate
-    from aas_core.vision.templates import DEFAULT_VIEWS, classroom_embeddings, classroom_scale
 
     if face is None or classroom_scale(pipeline.embedder.name) is None:
         return
