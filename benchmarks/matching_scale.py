@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/matching_scale.py [--students 10000 100000] [--samples 5]
-        [--dim 512] [--queries 2000] [--batch 40] [--strangers 4] [--k 32 64] [--faiss]
+        [--dim 512] [--queries 2000] [--batch 40] [--strangers 4] [--k 32 64] [--faiss] [--run-length 10]
 
 Synthetic gallery shaped like ArcFace embeddings rather than isotropic noise: identity
 centres and per-photo noise come from an anisotropic Gaussian (power-law spectrum, a small
@@ -19,7 +19,7 @@ enrolled students plus ``--strangers`` people who are not enrolled. Printed per 
 * median ms of ``Gallery.match`` (scores + top-3 + one-to-one assignment, threshold 0.42),
   exact brute force, the bf16-bounded exact search (``search="bf16"``: bf16 stage 1 over every
   sample with proven error bounds, fp32 stage 2 on the students that can reach the cut) and
-  two-stage for each K, timed interleaved snapshot by snapshot;
+  two-stage for each K, timed in turns of ``--run-length`` snapshots per method;
 * top-1 agreement with brute force (id and score), separately for enrolled faces and
   strangers, top-3 agreement, and agreement of the assignment (the attendance decision);
   for bf16, the mean number of students scored exactly in stage 2 per face;
@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aas_core.vision.matching import BF16_BLOCK_STUDENTS, Gallery, _Bf16Search, bf16_search_available
+from aas_core.vision.matching import BF16_BLOCK_STUDENTS, Gallery, MatchResult, _Bf16Search, bf16_search_available
 
 MODEL = "synthetic"
 THRESHOLD = 0.42  # product default for ArcFace mobilefacenet
@@ -119,6 +119,16 @@ def distribution(g: Gallery, ids: np.ndarray, emb: np.ndarray, batches) -> str:
     return f"genuine pair cos {gen.mean():.3f} +- {gen.std():.3f}, impostor {imp.mean():.3f} +- {imp.std():.3f}"
 
 
+class _Compact:
+    """The parts of a MatchResult the comparison reads (not its score matrix)."""
+
+    def __init__(self, r: MatchResult) -> None:
+        self.top_ids, self.top_similarity, self.assigned = r.top_ids, r.top_similarity, r.assigned
+
+    def __len__(self) -> int:
+        return len(self.top_ids)
+
+
 def timed(fn) -> tuple[float, object]:
     t = time.perf_counter()
     out = fn()
@@ -181,15 +191,28 @@ def run(students: int, a: argparse.Namespace) -> None:
     pairs: list[int] = []
     results: dict[str, list] = {name: [] for name in methods}
     order = list(methods)
-    for bi, (q, _) in enumerate(batches):
-        rot = order[bi % len(order) :] + order[: bi % len(order)]  # interleaved, rotating order
+    # Methods take turns in runs of --run-length snapshots (rotating order), so a load change on
+    # the shared machine spreads over all of them. Runs rather than single snapshots: numpy's
+    # OpenBLAS threads keep spinning for a while after each brute-force GEMM and steal the two
+    # cores from the torch threads of the call that follows, which a product process (one
+    # search method) never sees; --run-length 1 shows that interference.
+    n = a.run_length
+    for ci, c0 in enumerate(range(0, len(batches), n)):
+        rot = order[ci % len(order) :] + order[: ci % len(order)]
         for name in rot:
-            ms, res = timed(lambda name=name, q=q: call(methods[name], q))
-            if methods[name] == "bf16":
-                pairs.extend(np.bincount(g._bf16.last_query_of_pair, minlength=len(q)).tolist())
-            if bi >= 1:  # first snapshot = warm-up
-                times[name].append(ms)
-            results[name].append(res)
+            for bi in range(c0, min(c0 + n, len(batches))):
+                q = batches[bi][0]
+                ms, res = timed(lambda name=name, q=q: call(methods[name], q))
+                if methods[name] == "bf16":
+                    pairs.extend(np.bincount(g._bf16.last_query_of_pair, minlength=len(q)).tolist())
+                if bi >= 1:  # first snapshot = warm-up
+                    times[name].append(ms)
+                # keep only what the comparison needs: holding every MatchResult would keep its
+                # (40, S) score matrix (16 MB at 100k students) alive, and each later call would
+                # then page-fault fresh memory in (+20-45 ms measured), which no product loop does
+                results[name].append((bi, _Compact(res) if isinstance(res, MatchResult) else res))
+    for name in results:  # back in snapshot order
+        results[name] = [r for _, r in sorted(results[name], key=lambda x: x[0])]
 
     truth = [t for _, tr in batches for t in tr]
     enrolled = np.array([t is not None for t in truth])
@@ -254,6 +277,8 @@ def main() -> None:
     ap.add_argument("--faiss", action="store_true", help="also faiss HNSW as stage 1 (needs faiss-cpu)")
     ap.add_argument("--ef", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-length", type=int, default=10,
+                    help="snapshots each method runs in a row before the next takes its turn (1 = interleave every snapshot)")
     a = ap.parse_args()
     for s in a.students:
         run(s, a)

@@ -18,15 +18,16 @@ cosine agreement of int8 with fp32 embeddings; `aas eval faces` figures (rank-1,
 open-set identification) with the int8 embedder; faces found by the int8 detector.
 
 The QDQ files are also written as ``scrfd_2.5g_int8.onnx`` / ``mobilefacenet_int8.onnx``;
-``--install DIR`` copies those two into a models folder, where the ``fast`` profile prefers
-them (``vision/profiles.py``). The int8 embedder has its own model name, so rosters are
-re-embedded on the next session start, as after any model change.
+``--install DIR`` copies those two into a models folder. Installations make theirs with
+``aas models quantize --photos DIR`` (``vision/quantize.py``, the same quantiser, calibrated on
+their own photos and checked against fp32 before it installs anything); the ``fast`` profile
+prefers the copies (``vision/profiles.py``). The int8 embedder has its own model name, so
+rosters are re-embedded on the next session start, as after any model change.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -39,51 +40,15 @@ from aas_core.tools import evaluation
 from aas_core.tools.synthetic import list_identities, make_scene, score_scene, scrfd_locator, seat_grid
 from aas_core.vision.embed.arcface_onnx import ArcFaceOnnxEmbedder
 from aas_core.vision.faces.scrfd import ScrfdFaceDetector
+from aas_core.vision import quantize
 from aas_core.vision.profiles import PipelineConfig
 
 
-class _Reader:
-    """onnxruntime CalibrationDataReader over a list of input arrays (batch 1 each)."""
-
-    def __init__(self, name: str, arrays: list[np.ndarray]) -> None:
-        self.name, self.arrays, self.i = name, arrays, 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.i >= len(self.arrays):
-            return None
-        self.i += 1
-        return {self.name: self.arrays[self.i - 1]}
-
-    def rewind(self) -> None:
-        self.i = 0
-
-
-def _quantize(src: Path, out_dir: Path, reader: _Reader) -> dict[str, Path]:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    src, out_dir = src.resolve(), out_dir.resolve()  # the quantisers run inside out_dir (below)
-    pre = out_dir / f"{src.stem}_pre.onnx"
-    try:
-        quant_pre_process(str(src), str(pre))
-    except Exception:  # noqa: BLE001 - SCRFD's dynamic H/W defeat symbolic shape inference; ONNX's own is enough
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    import onnx
-    from onnx import version_converter
-
-    m = onnx.load(str(pre))
-    opset = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
-    if opset < 13:  # per-channel QDQ (DequantizeLinear with an axis) needs opset 13
-        onnx.save(version_converter.convert_version(m, 13), str(pre))
-    dyn, qdq = out_dir / f"{src.stem}_dyn.onnx", out_dir / f"{src.stem}_qdq.onnx"
-    # The calibrator saves its augmented model's weights as "<uuid>.data" in the working
-    # directory: keep them in out_dir, not in the checkout.
-    with contextlib.chdir(out_dir):
-        quantize_dynamic(str(pre), str(dyn), weight_type=QuantType.QInt8)
-        quantize_static(str(pre), str(qdq), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
-    return {"fp32": src, "dyn": dyn, "qdq": qdq}
+def _quantize(src: Path, out_dir: Path, inputs: list[np.ndarray], input_name: str) -> dict[str, Path]:
+    """fp32, dynamic and static (QDQ) versions of ``src`` (the product's quantiser: ``vision.quantize``)."""
+    out_dir = out_dir.resolve()
+    return {"fp32": src, "dyn": quantize.quantize_dynamic(src, out_dir / f"{src.stem}_dyn.onnx"),
+            "qdq": quantize.quantize_static(src, out_dir / f"{src.stem}_qdq.onnx", input_name, inputs)}
 
 
 def _timeit(fns: dict[str, callable], repeats: int) -> dict[str, float]:
@@ -123,11 +88,8 @@ def main() -> None:
                 aligned.append(emb.align(img, f[int(np.argmax(f.area))])[0])
     aligned = np.stack(aligned)
 
-    def prep(b: np.ndarray) -> np.ndarray:
-        x = (b[..., ::-1].astype(np.float32) - emb.input_mean) / emb.input_std
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-    files = _quantize(emb.model_path, a.out, _Reader(emb.input_name, [prep(aligned[i:i + 1]) for i in range(len(aligned))]))
+    files = _quantize(emb.model_path, a.out, [quantize.embedder_input(emb, aligned[i:i + 1]) for i in range(len(aligned))],
+                      emb.input_name)
     embs = {k: ArcFaceOnnxEmbedder(p) for k, p in files.items()}
     batch = aligned[:36]
     ms = _timeit({k: (lambda e=e: e.embed_aligned(batch)) for k, e in embs.items()}, a.repeats)
@@ -150,15 +112,7 @@ def main() -> None:
     scale = 0.6
     calib, probe = scenes[:4], scenes[4:]
 
-    def det_input(img: np.ndarray) -> np.ndarray:
-        import cv2
-
-        s = cv2.resize(img, (1152, 648), interpolation=cv2.INTER_AREA)
-        pad = np.zeros((672, 1152, 3), np.uint8)
-        pad[:648] = s
-        return ((pad[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None].copy()
-
-    dfiles = _quantize(det.model_path, a.out, _Reader("input.1", [det_input(s.image) for s in calib]))
+    dfiles = _quantize(det.model_path, a.out, [quantize.detector_input(s.image) for s in calib], "input.1")
     dets = {k: ScrfdFaceDetector(p) for k, p in dfiles.items()}
     img = probe[0].image
     ms = _timeit({k: (lambda d=d: d.detect_scaled(img, scale, 0.5)) for k, d in dets.items()}, a.repeats)

@@ -1,4 +1,4 @@
-"""``aas models`` (list, fetch), ``aas eval faces`` and ``aas bench``."""
+"""``aas models`` (list, fetch, quantize), ``aas eval faces`` and ``aas bench``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 from aas_core.cli.common import ctx_of, fail
 
-app = typer.Typer(help="Model weights: list, fetch.", no_args_is_help=True)
+app = typer.Typer(help="Model weights: list, fetch, quantize.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluation on labelled folders.", no_args_is_help=True)
 tools = typer.Typer()  # top-level `aas bench`, merged into the root app
 
@@ -104,6 +104,13 @@ def models_list(ctx: typer.Context) -> None:
     typer.echo(f"models dir: {c.settings.models_dir}")
     for st in rows:
         typer.echo(f"{st.spec.name:<{w}}{st.state:<11}{st.spec.stage:<8}{st.spec.file}")
+    from aas_core.vision.quantize import int8_info
+
+    for info in int8_info(c.settings.models_dir):
+        state = "STALE" if info["stale"] else "generated"
+        note = (f"int8 copy of {info['source']}, made {info['made'] or '?'} by `aas models quantize`"
+                + (" - its source changed since: run `aas models quantize` again" if info["stale"] else ""))
+        typer.echo(f"{Path(info['file']).stem:<{w}}{state:<11}{'':<8}{info['file']}  ({note})")
 
 
 @app.command("fetch")
@@ -120,3 +127,31 @@ def models_fetch(ctx: typer.Context, name: str) -> None:
 
 
 
+
+
+@app.command("quantize")
+def models_quantize(
+    ctx: typer.Context,
+    photos: Annotated[Path, typer.Option("--photos", help="folder of face photos to calibrate on "
+                                         "(any depth, e.g. <person>/*.jpg; the enrollment photos are ideal)")],
+    max_faces: Annotated[int, typer.Option("--max-faces", min=20, max=2000)] = 200,
+) -> None:
+    """Make int8 copies of the fast profile's detector and embedder (1.8x / 3x faster on CPU).
+
+    Calibrated on your own photos and checked against the fp32 models on a held-out part of
+    them; a copy that disagrees is not installed. The fast profile uses the copies from then
+    on; rosters are re-embedded at the next session start (the embedder's name changes).
+    Remove the *_int8.onnx files to go back to fp32.
+    """
+    from aas_core.vision.quantize import QuantizeError, build_int8_models, photos_in
+
+    c = ctx_of(ctx)
+    try:
+        files = photos_in(photos)
+        typer.echo(f"calibrating on {len(files)} photos from {photos} (under a minute)...")
+        report = build_int8_models(c.settings.models_dir, files, max_faces=max_faces)
+    except QuantizeError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(report.text())
+    if report.refused:
+        raise typer.Exit(1)

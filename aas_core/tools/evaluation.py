@@ -27,7 +27,12 @@ from aas_core.vision.profiles import PipelineConfig
 
 
 def _arcface_model(models_dir: Path) -> str:
-    return "w600k_r50.onnx" if (models_dir / "w600k_r50.onnx").is_file() else "mobilefacenet.onnx"
+    """The embedder sessions use (the fast profile's choice: w600k_r50, else the int8 copy of
+    mobilefacenet that `aas models quantize` made, unless stale, else mobilefacenet)."""
+    from aas_core.vision.profiles import _FAST_EMBED, _first
+
+    found = _first(_FAST_EMBED, Path(models_dir))
+    return found[1] if found else "mobilefacenet.onnx"
 
 
 def _face_model(models_dir: Path) -> str:

@@ -54,9 +54,10 @@ _ACCURATE_PERSONS = [("ultralytics", "yolov8x.pt"), ("ultralytics", "yolov8s.pt"
                      ("yolox-onnx", "yolox_nano.onnx")]
 _FACES = [("scrfd", "det_10g.onnx"), ("scrfd", "scrfd_2.5g.onnx"), ("scrfd", "scrfd_500m.onnx"),
           ("yunet", "face_detection_yunet_2026may.onnx")]
-# *_int8.onnx: static int8 (QDQ) copies made by `benchmarks/quantization.py --install MODELS_DIR`,
-# never shipped; same `aas eval faces` figures and detector recall, 1.8x (SCRFD) and 3x
-# (mobilefacenet) faster on CPU (docs/EVALUATION.md#detection-schedule).
+# *_int8.onnx: static int8 (QDQ) copies made from the fp32 files by `aas models quantize`
+# (vision/quantize.py), never shipped; same `aas eval faces` figures and detector recall, 1.8x
+# (SCRFD) and 3x (mobilefacenet) faster on CPU (docs/EVALUATION.md#detection-schedule). A copy
+# whose source file changed since it was made is skipped.
 _FAST_FACES = [("scrfd", "scrfd_2.5g_int8.onnx"), ("scrfd", "scrfd_2.5g.onnx"), ("scrfd", "det_2.5g.onnx"), ("scrfd", "det_10g.onnx"),
                ("scrfd", "scrfd_500m.onnx"), ("yunet", "face_detection_yunet_2026may.onnx")]
 _SR = [("sr-spandrel", "RRDB_ESRGAN_x4.pth"), ("sr-spandrel", "RealESRGAN_x4plus.pth"),
@@ -68,8 +69,18 @@ _FAST_EMBED = [("arcface-onnx", "w600k_r50.onnx"), ("arcface-onnx", "mobilefacen
 PROFILES = ("accurate", "fast", "offline")
 
 
-def _first(cands: list[tuple[str, str]], models_dir: Path) -> tuple[str, str] | None:
+def _first(cands: list[tuple[str, str]], models_dir: Path, notes: list[str] | None = None) -> tuple[str, str] | None:
+    stale: set[str] = set()
+    if any(f.endswith("_int8.onnx") and (models_dir / f).is_file() for _, f in cands):
+        from aas_core.vision.quantize import int8_info
+
+        stale = {i["file"] for i in int8_info(models_dir) if i["stale"]}
     for backend, f in cands:
+        if f in stale:
+            if notes is not None:
+                notes.append(f"{f} was made from an older {f.replace('_int8', '')}: using the fp32 model "
+                             "(run `aas models quantize` again)")
+            continue
         if (models_dir / f).is_file():
             return backend, f
     return None
@@ -91,8 +102,8 @@ def resolve_profile(name: str, models_dir: Path) -> tuple[PipelineConfig, list[s
                               min_face_px=20), ["offline: dlib HOG detector + dlib ResNet (no downloads)"]
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} or auto")
-    faces = _first(_FACES if name == "accurate" else _FAST_FACES, models_dir)
-    embed = _first(_FAST_EMBED if name == "fast" else _EMBED, models_dir)
+    faces = _first(_FACES if name == "accurate" else _FAST_FACES, models_dir, notes)
+    embed = _first(_FAST_EMBED if name == "fast" else _EMBED, models_dir, notes)
     if faces is None or embed is None:
         missing = "face detector (det_10g.onnx / scrfd_2.5g.onnx)" if faces is None else "ArcFace model (w600k_r50.onnx)"
         notes.append(f"{name}: no {missing} in {models_dir}; falling back to offline "

@@ -1,0 +1,363 @@
+"""int8 copies of the fast profile's models, calibrated on the installation's own photos.
+
+``aas models quantize --photos DIR`` turns ``scrfd_2.5g.onnx`` and ``mobilefacenet.onnx`` into
+``scrfd_2.5g_int8.onnx`` and ``mobilefacenet_int8.onnx`` in the models folder, where the fast
+profile prefers them (``vision/profiles.py``): 1.8x (SCRFD) and 3x (mobilefacenet) faster on
+CPU with the same `aas eval faces` figures (docs/EVALUATION.md#detection-schedule).
+
+Why generated and not downloaded: no official int8 copies of these weights exist, and the
+licence of the InsightFace weights does not let this project redistribute derived files. Static
+int8 needs activation ranges, so a calibration set is needed: face photos (a few per person;
+the enrollment photos an installation already has are ideal, as they come from the same
+cameras and people). From them:
+
+* the embedder is calibrated on the aligned faces (``norm_crop`` on the detector's landmarks,
+  exactly what it will see);
+* the detector on classroom frames composed from the same photos (``tools.synthetic``:
+  faces of 20-100 px in rows on a 1920x1080 frame, the fast profile's input of 1152x672) and on
+  the photos themselves letterboxed to 640x640 (how enrollment photos are searched). Both are
+  needed: calibrated on rooms only, the int8 detector clipped the activations of large faces
+  and found no face in close-up portraits; on portraits only it would clip a full room's.
+
+A held-out part of the calibration set then checks each copy against its fp32 original
+(cosine of the embeddings; faces found on held-out frames). A copy that disagrees is not
+installed: the fast profile keeps fp32. ``onnxruntime.quantization`` does the quantisation
+(QDQ format, per-channel int8 weights, uint8 activations, MinMax calibration); what is written
+here is only the choice of calibration data and the acceptance check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: fp32 source file -> its int8 copy (the names the fast profile looks for).
+INT8_COPIES: dict[str, str] = {"scrfd_2.5g.onnx": "scrfd_2.5g_int8.onnx", "mobilefacenet.onnx": "mobilefacenet_int8.onnx"}
+
+#: Fewest faces the calibration set must give: fewer calibrate the activation ranges on too
+#: little variety (lighting, skin, size) to trust.
+MIN_FACES = 20
+#: Most faces used (calibration time grows linearly; 200 faces take about a minute).
+MAX_FACES = 200
+#: Acceptance: median / lowest cosine of int8 to fp32 embeddings on held-out faces. The
+#: copies made from faces_dev measure 0.993 / 0.977 (docs/EVALUATION.md#detection-schedule);
+#: a copy far under that was calibrated on unsuitable photos.
+MIN_MEDIAN_COSINE = 0.98
+MIN_LOWEST_COSINE = 0.90
+#: Acceptance: the int8 detector may miss at most this many faces more than fp32 on the
+#: held-out frames (two frames of 36 faces), and on the held-out portraits.
+MAX_EXTRA_MISSED = 1
+
+#: Network input of the fast profile's whole-frame pass on a 1080p frame (scale 0.6, padded to 32).
+_DET_SIZE = (1152, 672)
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class QuantizeError(ValueError):
+    """The calibration set cannot make trustworthy int8 copies (message says why and what to do)."""
+
+
+@dataclass
+class Int8Report:
+    """What one ``build_int8_models`` run made and measured (also saved beside each copy as JSON)."""
+
+    photos: int
+    faces_calibration: int
+    faces_checked: int
+    frames_calibration: int
+    frames_checked: int
+    embed_cosine_median: float = float("nan")
+    embed_cosine_min: float = float("nan")
+    faces_found_fp32: int = 0
+    faces_found_int8: int = 0
+    faces_truth: int = 0
+    portraits_checked: int = 0
+    portraits_found_fp32: int = 0
+    portraits_found_int8: int = 0
+    installed: dict[str, str] = field(default_factory=dict)  # source file -> installed int8 file
+    refused: dict[str, str] = field(default_factory=dict)  # source file -> why not installed
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        lines = [f"calibration: {self.photos} photos -> {self.faces_calibration + self.faces_checked} faces: "
+                 f"{self.faces_calibration} faces and {self.frames_calibration} classroom frames to calibrate, "
+                 f"{self.faces_checked} faces and {self.frames_checked} other frames to check",
+                 f"embedder int8 vs fp32 on held-out faces: cosine median {self.embed_cosine_median:.3f}, "
+                 f"lowest {self.embed_cosine_min:.3f}",
+                 f"detector on held-out frames: fp32 found {self.faces_found_fp32}/{self.faces_truth}, "
+                 f"int8 {self.faces_found_int8}/{self.faces_truth}; on held-out portraits: fp32 "
+                 f"{self.portraits_found_fp32}/{self.portraits_checked}, int8 {self.portraits_found_int8}/"
+                 f"{self.portraits_checked}"]
+        lines += [f"installed {dst} (from {src})" for src, dst in self.installed.items()]
+        lines += [f"NOT installed: int8 copy of {src}: {why}" for src, why in self.refused.items()]
+        lines.append(f"took {self.seconds:.0f} s")
+        return "\n".join(lines)
+
+
+class _Reader:
+    """onnxruntime ``CalibrationDataReader`` over a list of input arrays (batch 1 each)."""
+
+    def __init__(self, name: str, arrays: Sequence[np.ndarray]) -> None:
+        self.name, self.arrays, self.i = name, list(arrays), 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.i >= len(self.arrays):
+            return None
+        self.i += 1
+        return {self.name: self.arrays[self.i - 1]}
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def _preprocessed(src: Path, work: Path) -> Path:
+    """``quant_pre_process`` (shape inference + graph optimisation) at opset >= 13 (per-channel QDQ)."""
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = work / f"{src.stem}_pre.onnx"
+    try:
+        quant_pre_process(str(src), str(pre))
+    except Exception:  # noqa: BLE001 - SCRFD's dynamic H/W defeat symbolic shape inference; ONNX's own is enough
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    m = onnx.load(str(pre))
+    opset = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
+    if opset < 13:  # per-channel QDQ (DequantizeLinear with an axis) needs opset 13
+        onnx.save(version_converter.convert_version(m, 13), str(pre))
+    return pre
+
+
+def quantize_static(src: Path, dst: Path, input_name: str, inputs: Sequence[np.ndarray]) -> Path:
+    """Static int8 (QDQ, per-channel int8 weights, uint8 activations, MinMax) of ``src`` into ``dst``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    # onnx and the calibrator write external-data files ("<uuid>.data") into the working
+    # directory: run every step inside a private temporary one (the CLI is one process; this
+    # is not for a server thread, as the working directory is process-wide)
+    with tempfile.TemporaryDirectory(prefix="aas-int8-") as tmp, contextlib.chdir(tmp):
+        work = Path(tmp)
+        pre = _preprocessed(src, work)
+        ort_quantize_static(str(pre), str(work / dst.name), _Reader(input_name, inputs),
+                            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(work / dst.name, dst)
+    return dst
+
+
+def quantize_dynamic(src: Path, dst: Path) -> Path:
+    """``quantize_dynamic`` (int8 weights, activations at run time): for comparison in benchmarks only
+    (ConvInteger is 8x slower than fp32 on CPU)."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    with tempfile.TemporaryDirectory(prefix="aas-int8-") as tmp, contextlib.chdir(tmp):
+        ort_quantize_dynamic(str(_preprocessed(src, Path(tmp))), str(dst), weight_type=QuantType.QInt8)
+    return dst
+
+
+def photos_in(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (any depth), sorted: ``<person>/*.jpg`` or a flat folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise QuantizeError(f"{folder} is not a folder of face photos")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
+def embedder_input(embedder, aligned: np.ndarray) -> np.ndarray:
+    """The embedder's network input for aligned uint8 BGR crops (its own normalisation)."""
+    x = (aligned[..., ::-1].astype(np.float32) - embedder.input_mean) / embedder.input_std
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def detector_input(frame_bgr: np.ndarray, size: tuple[int, int] = _DET_SIZE) -> np.ndarray:
+    """SCRFD's network input for a frame shrunk to ``size`` (width, height; insightface's normalisation)."""
+    w, h = size
+    fh, fw = frame_bgr.shape[:2]
+    s = min(w / fw, h / fh)
+    nw, nh = round(fw * s), round(fh * s)
+    pad = np.zeros((h, w, 3), np.uint8)
+    pad[:nh, :nw] = cv2.resize(frame_bgr, (nw, nh), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(((pad[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None])
+
+
+def _faces_of(photos: Sequence[Path], detector, embedder) -> tuple[np.ndarray, list[Path]]:
+    """Aligned crops of the largest face of each photo, and the photos a face was found in."""
+    from aas_core.media.decode import ImageError, read_image
+
+    crops, located = [], []
+    for p in photos:
+        try:
+            img = read_image(p)
+        except (ImageError, OSError, ValueError) as exc:
+            log.warning("calibration: skipping %s (%s)", p, exc)
+            continue
+        pad = max(img.shape[:2]) // 3 if max(img.shape[:2]) <= 160 else 0  # tight crops: give the detector context
+        padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else img
+        found = detector.detect(padded, 0.5)
+        if not len(found):
+            continue
+        i = int(np.argmax(found.area))
+        crops.append(embedder.align(padded, found[i : i + 1])[0])
+        located.append(p)
+    return (np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)), located
+
+
+def _frames(located: list[Path], models_dir: Path, n: int, seed: int):
+    """n synthetic 1920x1080 classrooms, 36 faces of 20-100 px each, from the calibration photos."""
+    from aas_core.tools.synthetic import make_scene, scrfd_locator, seat_grid
+
+    locate = scrfd_locator(models_dir)  # the fp32 detector cuts each face out of its photo
+    scenes = []
+    for k in range(n):
+        rng = np.random.default_rng(seed + k)
+        pick = rng.choice(len(located), size=36, replace=len(located) < 36)
+        seats = seat_grid(36, size=(1080, 1920), size_range=(20, 100), rng=rng)
+        scenes.append(make_scene([(str(j), located[int(i)]) for j, i in enumerate(pick)], locate,
+                                 seats=seats, seed=seed + k))
+    return scenes
+
+
+def _portraits_found(detector, photos: Sequence[Path]) -> int:
+    """How many of ``photos`` the detector finds a face in, searched as enrollment photos are."""
+    from aas_core.media.decode import read_image
+
+    return sum(len(detector.detect(read_image(p), 0.5)) > 0 for p in photos)
+
+
+def _found(detector, scenes) -> tuple[int, int]:
+    from aas_core.tools.synthetic import score_scene
+
+    found = truth = 0
+    for sc in scenes:
+        fh, fw = sc.image.shape[:2]
+        scale = min(_DET_SIZE[0] / fw, _DET_SIZE[1] / fh)
+        r = score_scene(sc, detector.detect_scaled(sc.image, scale, 0.5).xyxy, [], set(), iou=0.5)
+        found, truth = found + r.found, truth + r.faces
+    return found, truth
+
+
+def _sha256(path: Path) -> str:
+    from aas_core.vision.weights import sha256_file  # cached by (path, size, mtime)
+
+    return sha256_file(path)
+
+
+def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path | None = None,
+                      max_faces: int = MAX_FACES, frames: int = 4, seed: int = 0) -> Int8Report:
+    """Quantise the fast profile's SCRFD and mobilefacenet on ``photos``; install the copies that pass.
+
+    Writes ``<stem>_int8.onnx`` and ``<stem>_int8.json`` (this report, the source's sha256) into
+    ``out_dir`` (default ``models_dir``). Raises :class:`QuantizeError` when the photos give
+    fewer than ``MIN_FACES`` faces or a source model is missing.
+    """
+    from aas_core.vision.embed.arcface_onnx import ArcFaceOnnxEmbedder
+    from aas_core.vision.faces.scrfd import ScrfdFaceDetector
+
+    t0 = time.perf_counter()
+    models_dir = Path(models_dir)
+    out_dir = Path(out_dir or models_dir)
+    for src in INT8_COPIES:
+        if not (models_dir / src).is_file():
+            raise QuantizeError(f"{models_dir / src} is missing: fetch the fast profile's models first "
+                                f"(`aas models list` shows what is there)")
+    det = ScrfdFaceDetector(models_dir / "scrfd_2.5g.onnx")
+    emb = ArcFaceOnnxEmbedder(models_dir / "mobilefacenet.onnx")
+    photos = list(photos)
+    rng = np.random.default_rng(seed)
+    if len(photos) > max_faces * 1.25:  # enough photos: a spread-out sample, not the first folders only
+        photos = [photos[i] for i in sorted(rng.choice(len(photos), int(max_faces * 1.25), replace=False))]
+    crops, located = _faces_of(photos, det, emb)
+    if len(crops) < MIN_FACES:
+        raise QuantizeError(f"the calibration photos gave {len(crops)} faces; at least {MIN_FACES} are needed "
+                            "(a few clear photos per person, e.g. the enrollment photos)")
+    crops, located = crops[:max_faces], located[:max_faces]
+    # every 5th face is held out for the check; the detector's frames use all photos, but the
+    # held-out frames are drawn with other seeds (other faces, sizes and places)
+    held = np.arange(len(crops)) % 5 == 4
+    scenes_cal, scenes_chk = _frames(located, models_dir, frames, seed), _frames(located, models_dir, 2, seed + 1000)
+    rep = Int8Report(photos=len(photos), faces_calibration=int((~held).sum()), faces_checked=int(held.sum()),
+                     frames_calibration=len(scenes_cal), frames_checked=len(scenes_chk))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="aas-int8-", dir=out_dir) as tmp:
+        tmp_dir = Path(tmp)
+        # embedder
+        cal = crops[~held]
+        emb_q = quantize_static(emb.model_path, tmp_dir / INT8_COPIES["mobilefacenet.onnx"], emb.input_name,
+                                [embedder_input(emb, cal[i : i + 1]) for i in range(len(cal))])
+        ref = emb.embed_aligned(crops[held])
+        cos = np.sum(ref * ArcFaceOnnxEmbedder(emb_q).embed_aligned(crops[held]), axis=1)
+        rep.embed_cosine_median, rep.embed_cosine_min = float(np.median(cos)), float(cos.min())
+        # detector
+        from aas_core.media.decode import read_image
+
+        portraits = [located[i] for i in np.flatnonzero(~held)[:: max(1, int((~held).sum()) // 40)]]
+        det_q = quantize_static(det.model_path, tmp_dir / INT8_COPIES["scrfd_2.5g.onnx"], "input.1",
+                                [detector_input(sc.image) for sc in scenes_cal]
+                                + [detector_input(read_image(p), (640, 640)) for p in portraits])
+        det_int8 = ScrfdFaceDetector(det_q)
+        rep.faces_found_fp32, rep.faces_truth = _found(det, scenes_chk)
+        rep.faces_found_int8, _ = _found(det_int8, scenes_chk)
+        checked = [located[i] for i in np.flatnonzero(held)]
+        rep.portraits_checked = len(checked)
+        rep.portraits_found_fp32 = _portraits_found(det, checked)
+        rep.portraits_found_int8 = _portraits_found(det_int8, checked)
+
+        verdicts = {
+            "mobilefacenet.onnx": (emb_q, None if rep.embed_cosine_median >= MIN_MEDIAN_COSINE
+                                   and rep.embed_cosine_min >= MIN_LOWEST_COSINE else
+                                   f"embeddings disagree with fp32 (cosine median {rep.embed_cosine_median:.3f}, "
+                                   f"lowest {rep.embed_cosine_min:.3f}; need >= {MIN_MEDIAN_COSINE} / "
+                                   f"{MIN_LOWEST_COSINE})"),
+            "scrfd_2.5g.onnx": (det_q, None if rep.faces_found_int8 >= rep.faces_found_fp32 - MAX_EXTRA_MISSED
+                                and rep.portraits_found_int8 >= rep.portraits_found_fp32 - MAX_EXTRA_MISSED else
+                                f"finds {rep.faces_found_int8} faces in classrooms where fp32 finds "
+                                f"{rep.faces_found_fp32} (of {rep.faces_truth}), and a face in "
+                                f"{rep.portraits_found_int8} portraits where fp32 finds one in {rep.portraits_found_fp32}"),
+        }
+        for src, (made, why) in verdicts.items():
+            dst = out_dir / INT8_COPIES[src]
+            if why is not None:
+                rep.refused[src] = why
+                continue
+            rep.installed[src] = dst.name
+            made.replace(dst)  # same folder: atomic
+        rep.seconds = time.perf_counter() - t0
+        for src, dst_name in rep.installed.items():
+            meta = {"source": src, "source_sha256": _sha256(models_dir / src), "made": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, MinMax",
+                    "report": asdict(rep)}
+            (out_dir / dst_name).with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return rep
+
+
+def int8_info(models_dir: Path) -> list[dict]:
+    """The int8 copies present in ``models_dir``: file, source, whether the source changed since."""
+    out = []
+    for src, dst in INT8_COPIES.items():
+        path = Path(models_dir) / dst
+        if not path.is_file():
+            continue
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        src_path = Path(models_dir) / src
+        stale = bool(meta.get("source_sha256")) and src_path.is_file() and _sha256(src_path) != meta["source_sha256"]
+        out.append({"file": dst, "source": src, "made": meta.get("made"), "stale": stale,
+                    "cosine_median": meta.get("report", {}).get("embed_cosine_median")})
+    return out

@@ -1,0 +1,129 @@
+"""int8 copies of the fast profile's models (`vision/quantize.py`, `aas models quantize`), made from the
+real fp32 weights and real faces_dev photos: they are installed only when they agree with fp32,
+the fast profile then uses them (and keeps fp32 when a copy is stale), and bad calibration sets
+get a clear message and change nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aas_core.tools.synthetic import list_identities
+from aas_core.vision import quantize
+from aas_core.vision.embed.arcface_onnx import ArcFaceOnnxEmbedder
+from aas_core.vision.faces.scrfd import ScrfdFaceDetector
+from aas_core.vision.profiles import resolve_profile
+
+
+def _models_copy(models_dir: Path, dst: Path) -> Path:
+    """A models folder holding the fast profile's fp32 files (copies: the tests write beside them)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("scrfd_2.5g.onnx", "mobilefacenet.onnx"):
+        shutil.copyfile(models_dir / name, dst / name)
+    return dst
+
+
+def _photos(data_dir: Path, people: int, per_person: int) -> list[Path]:
+    ids = list_identities(data_dir / "faces_dev")
+    return [p for name in sorted(ids)[:people] for p in ids[name][:per_person]]
+
+
+@pytest.fixture(scope="module")
+def built(models_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, quantize.Int8Report]:
+    folder = _models_copy(models_dir, tmp_path_factory.mktemp("models"))
+    stray = set(Path.cwd().glob("*.data"))
+    report = quantize.build_int8_models(folder, _photos(data_dir, 20, 2), frames=2)
+    assert set(Path.cwd().glob("*.data")) == stray  # onnx's external-data files stay in a temporary folder
+    return folder, report
+
+
+def test_int8_copies_agree_with_fp32_and_are_installed(built: tuple[Path, quantize.Int8Report], data_dir: Path) -> None:
+    folder, rep = built
+    assert rep.refused == {}
+    assert rep.installed == {"mobilefacenet.onnx": "mobilefacenet_int8.onnx", "scrfd_2.5g.onnx": "scrfd_2.5g_int8.onnx"}
+    assert rep.faces_calibration + rep.faces_checked >= quantize.MIN_FACES
+    assert rep.embed_cosine_median >= quantize.MIN_MEDIAN_COSINE
+    assert rep.faces_found_int8 >= rep.faces_found_fp32 - quantize.MAX_EXTRA_MISSED
+    assert rep.faces_truth == 72 and rep.faces_found_fp32 >= 60  # 2 held-out frames of 36 faces
+    assert rep.portraits_checked == rep.faces_checked > 0
+    assert rep.portraits_found_int8 >= rep.portraits_found_fp32 - quantize.MAX_EXTRA_MISSED
+    # the copies are real int8 graphs that load in the product's wrappers
+    import onnx
+
+    for name in rep.installed.values():
+        ops = {n.op_type for n in onnx.load(str(folder / name)).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        meta = json.loads((folder / name).with_suffix(".json").read_text())
+        assert meta["source_sha256"] == quantize._sha256(folder / meta["source"])
+    # identities the calibration never saw (Yale: grey close-ups, unlike the calibration's colour
+    # photos): the int8 detector finds their faces, int8 embeddings stay close to fp32 and
+    # still tell people apart
+    ids = list_identities(data_dir / "faces_dev")
+    unseen = sorted(ids)[-3:]
+    det = ScrfdFaceDetector(folder / "scrfd_2.5g_int8.onnx")
+    e32 = ArcFaceOnnxEmbedder(folder / "mobilefacenet.onnx")
+    e8 = ArcFaceOnnxEmbedder(folder / "mobilefacenet_int8.onnx")
+    crops, _ = quantize._faces_of([p for n in unseen for p in ids[n][:2]], det, e32)
+    assert len(crops) == 6
+    a, b = e32.embed_aligned(crops), e8.embed_aligned(crops)
+    assert np.sum(a * b, axis=1).min() > 0.95
+    same, other = float(b[0] @ b[1]), float(b[0] @ b[2])
+    assert same > other
+
+
+def test_fast_profile_prefers_int8_copies_and_skips_stale_ones(built: tuple[Path, quantize.Int8Report],
+                                                                tmp_path: Path) -> None:
+    folder, _ = built
+    cfg, _ = resolve_profile("fast", folder)
+    assert (cfg.face_model, cfg.embed_model) == ("scrfd_2.5g_int8.onnx", "mobilefacenet_int8.onnx")
+    # the embedder's threshold is calibrated for the int8 copy, not the uncalibrated fallback
+    assert ArcFaceOnnxEmbedder(folder / "mobilefacenet_int8.onnx").calibrated
+
+    stale = tmp_path / "m"
+    shutil.copytree(folder, stale)
+    meta_path = stale / "mobilefacenet_int8.json"
+    meta = json.loads(meta_path.read_text())
+    meta["source_sha256"] = "0" * 64  # as if mobilefacenet.onnx had been replaced since
+    meta_path.write_text(json.dumps(meta))
+    info = {i["file"]: i for i in quantize.int8_info(stale)}
+    assert info["mobilefacenet_int8.onnx"]["stale"] and not info["scrfd_2.5g_int8.onnx"]["stale"]
+    cfg, notes = resolve_profile("fast", stale)
+    assert (cfg.face_model, cfg.embed_model) == ("scrfd_2.5g_int8.onnx", "mobilefacenet.onnx")
+    assert any("mobilefacenet_int8.onnx" in n and "aas models quantize" in n for n in notes)
+
+
+def test_a_copy_that_disagrees_is_not_installed(models_dir: Path, data_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _models_copy(models_dir, tmp_path / "models")
+    monkeypatch.setattr(quantize, "MIN_MEDIAN_COSINE", 1.01)  # no copy can be that close
+    rep = quantize.build_int8_models(folder, _photos(data_dir, 20, 1), frames=1)
+    assert "mobilefacenet.onnx" in rep.refused and "cosine median" in rep.refused["mobilefacenet.onnx"]
+    assert not (folder / "mobilefacenet_int8.onnx").exists() and not (folder / "mobilefacenet_int8.json").exists()
+    assert rep.installed == {"scrfd_2.5g.onnx": "scrfd_2.5g_int8.onnx"}
+    assert sorted(p.name for p in folder.iterdir()) == ["mobilefacenet.onnx", "scrfd_2.5g.onnx", "scrfd_2.5g_int8.json",
+                                                         "scrfd_2.5g_int8.onnx"]  # no temporary files left
+    assert "NOT installed" in rep.text()
+
+
+def test_bad_calibration_sets_say_why_and_change_nothing(models_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    folder = _models_copy(models_dir, tmp_path / "models")
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(quantize.QuantizeError, match="at least 20"):
+        quantize.build_int8_models(folder, _photos(data_dir, 5, 2))
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.jpg").write_bytes(b"not a jpeg")  # unreadable photos are skipped, not fatal
+    (junk / "b.png").write_bytes(np.random.default_rng(0).integers(0, 255, 500, dtype=np.uint8).tobytes())
+    with pytest.raises(quantize.QuantizeError, match="gave 0 faces"):
+        quantize.build_int8_models(folder, quantize.photos_in(junk))
+    with pytest.raises(quantize.QuantizeError, match="not a folder"):
+        quantize.photos_in(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(quantize.QuantizeError, match="missing"):
+        quantize.build_int8_models(empty, _photos(data_dir, 20, 2))
+    assert sorted(p.name for p in folder.iterdir()) == before
