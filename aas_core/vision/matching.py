@@ -90,7 +90,7 @@ TWO_STAGE_MIN_STUDENTS = LARGE_GALLERY_MIN_STUDENTS
 #: (~4 MB for 40 faces) stay in cache while they are reduced to one value per student, and
 #: few, large calls keep the per-call and thread-barrier costs low (measured: 8192 beat 2048
 #: by 1.3-3x on the shared 2-core machine).
-BF16_BLOCK_STUDENTS = 8192
+BF16_BLOCK_STUDENTS = 8192  # a multiple of _SCAN_WIDTH (stage 1 takes group maxima per block)
 #: Width of the column groups whose maxima steer the candidate scan of the bf16 search.
 _SCAN_WIDTH = 512
 #: Stage-1 candidates per query (at least ``top_k`` and the number of queries are kept).
@@ -534,6 +534,8 @@ class _Bf16Search:
         import torch
 
         s, d = len(g.student_ids), g.dim
+        if block <= 0 or block % _SCAN_WIDTH:
+            raise ValueError(f"block must be a positive multiple of {_SCAN_WIDTH}, got {block}")
         self.s, self.d, self.block = s, d, int(block)
         counts = g._counts
         slots = g._slots if g._padded else max(1, min(g._slots, int(1.5 * g.n_samples / max(s, 1))))
@@ -660,22 +662,42 @@ class _Bf16Search:
 
     def stage1(self, q: np.ndarray):
         """Stage-1 value of every student, U (M, S) float32 torch tensor, and per-query E."""
+        u, e, _ = self._stage1(q)
+        return u, e
+
+    def _stage1(self, q: np.ndarray):
+        """:meth:`stage1` plus the maximum of U over each group of ``_SCAN_WIDTH`` students
+        (M, groups) float32, taken block by block while the block is still in cache (a separate
+        pass over the whole (M, S) matrix cost ~3 ms at 100k students)."""
         import torch
 
         m = len(q)
         qt = torch.from_numpy(np.ascontiguousarray(q)).to(torch.bfloat16)
         u = torch.empty((m, self.s), dtype=torch.float32)
+        width = _SCAN_WIDTH
+        groups = -(-self.s // width)
+        bmax = torch.empty((m, groups), dtype=torch.float32)
         r = 1 + self.slots
         with torch.inference_mode():
             for a, b, w in self.blocks:
                 y = self._mm(qt, w)  # (M, r * (b - a)) bf16, rows [means; slot 0; ...]
-                u[:, a:b] = torch.amax(y.view(m, r, b - a), dim=1)
-        un = u.numpy()
+                ub = torch.amax(y.view(m, r, b - a), dim=1)
+                u[:, a:b] = ub
+                # blocks start at multiples of the group width (BF16_BLOCK_STUDENTS is one)
+                full = (b - a) // width
+                g0 = a // width
+                if full:
+                    bmax[:, g0 : g0 + full] = ub[:, : full * width].reshape(m, full, width).amax(dim=2)
+                if full * width < b - a:
+                    bmax[:, g0 + full] = ub[:, full * width :].amax(dim=1)
+        un, bn = u.numpy(), bmax.numpy()
         if len(self.over_rows):  # exact fp32 scores of overflow samples
             best = np.maximum.reduceat(q @ self.over_rows.T, self.over_starts, axis=1)
             np.maximum(un[:, self.over_owner], best, out=best)
             un[:, self.over_owner] = best
-        return u, self._bounds(q, qt)
+            for j in np.unique(self.over_owner // width):
+                bn[:, j] = un[:, j * width : (j + 1) * width].max(axis=1)
+        return u, self._bounds(q, qt), bn
 
     def search(self, q: np.ndarray, k: int, threshold: float | None) -> tuple[np.ndarray, list[np.ndarray]]:
         """Scores (M, S) and each query's candidates (student indices, exactly scored).
@@ -689,20 +711,15 @@ class _Bf16Search:
         elsewhere (below the k-th best exact score; below the threshold or the M-th best).
         """
         m, s = len(q), self.s
-        u, e = self.stage1(q)
+        # bmax: maxima of groups of _SCAN_WIDTH students: the k largest are k distinct students
+        # reaching that value, so the k-th of them bounds the k-th best student from below
+        # without a top-k over all S; they also steer the scan below
+        u, e, bmax = self._stage1(q)
         un = u.numpy()
         k = min(k, s)
         mk = min(m, s)
-        # maxima of groups of _SCAN_WIDTH students: the k largest are k distinct students
-        # reaching that value, so the k-th of them bounds the k-th best student from below
-        # without a top-k over all S; they also steer the scan below
         width = _SCAN_WIDTH
-        full = s // width
-        nb = full + (full * width < s)
-        bmax = np.empty((m, nb), np.float32)
-        bmax[:, :full] = un[:, : full * width].reshape(m, full, width).max(axis=2)
-        if full < nb:
-            bmax[:, full] = un[:, full * width :].max(axis=1)
+        nb = bmax.shape[1]
         if nb >= k:
             cut = self._lo(-np.partition(-bmax, k - 1, axis=1)[:, k - 1].astype(np.float64), e)
         else:  # fewer groups than k (a small gallery): every student is a first candidate

@@ -56,6 +56,9 @@ MAX_FACES = 200
 #: a copy far under that was calibrated on unsuitable photos.
 MIN_MEDIAN_COSINE = 0.98
 MIN_LOWEST_COSINE = 0.90
+#: Acceptance on the same faces as a classroom camera sees them (24-44 px, dim, noisy): ours
+#: measure 0.991 median, and 0.988 on the faces of the hard lecture-hall benchmark.
+MIN_VIEW_MEDIAN_COSINE = 0.97
 #: Acceptance: the int8 detector may miss at most this many faces more than fp32 on the
 #: held-out frames (two frames of 36 faces), and on the held-out portraits.
 MAX_EXTRA_MISSED = 1
@@ -80,12 +83,15 @@ class Int8Report:
     frames_checked: int
     embed_cosine_median: float = float("nan")
     embed_cosine_min: float = float("nan")
+    view_cosine_median: float = float("nan")
+    view_cosine_min: float = float("nan")
     faces_found_fp32: int = 0
     faces_found_int8: int = 0
     faces_truth: int = 0
     portraits_checked: int = 0
     portraits_found_fp32: int = 0
     portraits_found_int8: int = 0
+    landmark_shift: float = float("nan")  # mean int8-vs-fp32 landmark distance / face width, held-out frames
     installed: dict[str, str] = field(default_factory=dict)  # source file -> installed int8 file
     refused: dict[str, str] = field(default_factory=dict)  # source file -> why not installed
     seconds: float = 0.0
@@ -95,11 +101,13 @@ class Int8Report:
                  f"{self.faces_calibration} faces and {self.frames_calibration} classroom frames to calibrate, "
                  f"{self.faces_checked} faces and {self.frames_checked} other frames to check",
                  f"embedder int8 vs fp32 on held-out faces: cosine median {self.embed_cosine_median:.3f}, "
-                 f"lowest {self.embed_cosine_min:.3f}",
+                 f"lowest {self.embed_cosine_min:.3f}; as a classroom camera sees them: median "
+                 f"{self.view_cosine_median:.3f}, lowest {self.view_cosine_min:.3f}",
                  f"detector on held-out frames: fp32 found {self.faces_found_fp32}/{self.faces_truth}, "
                  f"int8 {self.faces_found_int8}/{self.faces_truth}; on held-out portraits: fp32 "
                  f"{self.portraits_found_fp32}/{self.portraits_checked}, int8 {self.portraits_found_int8}/"
-                 f"{self.portraits_checked}"]
+                 f"{self.portraits_checked}; landmarks moved by {100 * self.landmark_shift:.2f} % of the "
+                 "face width on average"]
         lines += [f"installed {dst} (from {src})" for src, dst in self.installed.items()]
         lines += [f"NOT installed: int8 copy of {src}: {why}" for src, why in self.refused.items()]
         lines.append(f"took {self.seconds:.0f} s")
@@ -197,11 +205,15 @@ def detector_input(frame_bgr: np.ndarray, size: tuple[int, int] = _DET_SIZE) -> 
     return np.ascontiguousarray(((pad[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None])
 
 
-def _faces_of(photos: Sequence[Path], detector, embedder) -> tuple[np.ndarray, list[Path]]:
-    """Aligned crops of the largest face of each photo, and the photos a face was found in."""
+def _faces_of(photos: Sequence[Path], pipeline, with_views: bool = True) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """What the embedder sees of each photo's largest face, through the fast profile's own crop /
+    CLAHE / align path: the portrait (N, 112, 112, 3), and the same face as a classroom camera
+    sees it (N * len(DEFAULT_VIEWS), ...: 24-44 px, fair and dim-noisy light, as the classroom
+    templates render it), and the photos a face was found in."""
     from aas_core.media.decode import ImageError, read_image
+    from aas_core.vision.templates import DEFAULT_VIEWS, aligned_input, render_view
 
-    crops, located = [], []
+    portraits, views, located = [], [], []
     for p in photos:
         try:
             img = read_image(p)
@@ -210,13 +222,16 @@ def _faces_of(photos: Sequence[Path], detector, embedder) -> tuple[np.ndarray, l
             continue
         pad = max(img.shape[:2]) // 3 if max(img.shape[:2]) <= 160 else 0  # tight crops: give the detector context
         padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else img
-        found = detector.detect(padded, 0.5)
+        found = pipeline.face_detector.detect(padded, 0.5)
         if not len(found):
             continue
-        i = int(np.argmax(found.area))
-        crops.append(embedder.align(padded, found[i : i + 1])[0])
+        face = found[int(np.argmax(found.area))]
+        portraits.append(aligned_input(pipeline, padded, face))
+        if with_views:
+            views.append(np.concatenate([aligned_input(pipeline, *render_view(padded, face, v)) for v in DEFAULT_VIEWS]))
         located.append(p)
-    return (np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)), located
+    empty = np.zeros((0, 112, 112, 3), np.uint8)
+    return (np.concatenate(portraits) if portraits else empty), (np.concatenate(views) if views else empty), located
 
 
 def _frames(located: list[Path], models_dir: Path, n: int, seed: int):
@@ -241,16 +256,37 @@ def _portraits_found(detector, photos: Sequence[Path]) -> int:
     return sum(len(detector.detect(read_image(p), 0.5)) > 0 for p in photos)
 
 
-def _found(detector, scenes) -> tuple[int, int]:
+def _found(detector, scenes) -> tuple[int, int, list]:
+    """Truth faces found (IoU >= 0.5), truth faces, and the detections of each scene."""
     from aas_core.tools.synthetic import score_scene
 
     found = truth = 0
+    dets = []
     for sc in scenes:
         fh, fw = sc.image.shape[:2]
         scale = min(_DET_SIZE[0] / fw, _DET_SIZE[1] / fh)
-        r = score_scene(sc, detector.detect_scaled(sc.image, scale, 0.5).xyxy, [], set(), iou=0.5)
+        d = detector.detect_scaled(sc.image, scale, 0.5)
+        r = score_scene(sc, d.xyxy, [], set(), iou=0.5)
         found, truth = found + r.found, truth + r.faces
-    return found, truth
+        dets.append(d)
+    return found, truth, dets
+
+
+def _landmark_shift(ref: list, other: list) -> float:
+    """Mean distance between the landmarks of the same faces (IoU >= 0.5) / face width."""
+    from aas_core.vision.nms import box_iou
+
+    shifts = []
+    for a, b in zip(ref, other):
+        if not len(a) or not len(b) or a.landmarks is None or b.landmarks is None:
+            continue
+        iou = box_iou(a.xyxy, b.xyxy)
+        j = iou.argmax(axis=1)
+        ok = iou[np.arange(len(a)), j] >= 0.5
+        width = a.xyxy[ok, 2] - a.xyxy[ok, 0]
+        d = np.linalg.norm(a.landmarks[ok] - b.landmarks[j[ok]], axis=2).mean(axis=1)
+        shifts.extend(d / np.maximum(width, 1))
+    return float(np.mean(shifts)) if shifts else float("nan")
 
 
 def _sha256(path: Path) -> str:
@@ -277,33 +313,48 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
         if not (models_dir / src).is_file():
             raise QuantizeError(f"{models_dir / src} is missing: fetch the fast profile's models first "
                                 f"(`aas models list` shows what is there)")
-    det = ScrfdFaceDetector(models_dir / "scrfd_2.5g.onnx")
-    emb = ArcFaceOnnxEmbedder(models_dir / "mobilefacenet.onnx")
+    from aas_core.vision.pipeline import Pipeline
+    from aas_core.vision.profiles import resolve_profile
+    from aas_core.vision.templates import DEFAULT_VIEWS
+
+    # the fp32 fast profile, whatever copies are installed already (its CLAHE and alignment
+    # make the embedder's inputs)
+    cfg = resolve_profile("fast", models_dir)[0].with_(face_backend="scrfd", face_model="scrfd_2.5g.onnx",
+                                                          embedder="arcface-onnx", embed_model="mobilefacenet.onnx")
+    pipe = Pipeline(cfg, models_dir)
+    det, emb = pipe.face_detector, pipe.embedder
     photos = list(photos)
     rng = np.random.default_rng(seed)
     if len(photos) > max_faces * 1.25:  # enough photos: a spread-out sample, not the first folders only
         photos = [photos[i] for i in sorted(rng.choice(len(photos), int(max_faces * 1.25), replace=False))]
-    crops, located = _faces_of(photos, det, emb)
+    crops, views, located = _faces_of(photos, pipe)
     if len(crops) < MIN_FACES:
         raise QuantizeError(f"the calibration photos gave {len(crops)} faces; at least {MIN_FACES} are needed "
                             "(a few clear photos per person, e.g. the enrollment photos)")
-    crops, located = crops[:max_faces], located[:max_faces]
+    n = min(len(crops), max_faces)
+    nv = len(DEFAULT_VIEWS)
+    crops, views, located = crops[:n], views[: n * nv], located[:n]
     # every 5th face is held out for the check; the detector's frames use all photos, but the
     # held-out frames are drawn with other seeds (other faces, sizes and places)
-    held = np.arange(len(crops)) % 5 == 4
+    held = np.arange(n) % 5 == 4
+    held_v = np.repeat(held, nv)
     scenes_cal, scenes_chk = _frames(located, models_dir, frames, seed), _frames(located, models_dir, 2, seed + 1000)
     rep = Int8Report(photos=len(photos), faces_calibration=int((~held).sum()), faces_checked=int(held.sum()),
                      frames_calibration=len(scenes_cal), frames_checked=len(scenes_chk))
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aas-int8-", dir=out_dir) as tmp:
         tmp_dir = Path(tmp)
-        # embedder
-        cal = crops[~held]
+        # embedder: calibrated on portraits and on classroom views (dim, noisy, small faces
+        # have other activation ranges: calibrated on portraits alone, the int8 embedder
+        # drifted on them and named wrong students in the crowded lecture hall)
+        cal = np.concatenate([crops[~held], views[~held_v]])
         emb_q = quantize_static(emb.model_path, tmp_dir / INT8_COPIES["mobilefacenet.onnx"], emb.input_name,
                                 [embedder_input(emb, cal[i : i + 1]) for i in range(len(cal))])
-        ref = emb.embed_aligned(crops[held])
-        cos = np.sum(ref * ArcFaceOnnxEmbedder(emb_q).embed_aligned(crops[held]), axis=1)
+        emb8 = ArcFaceOnnxEmbedder(emb_q)
+        cos = np.sum(emb.embed_aligned(crops[held]) * emb8.embed_aligned(crops[held]), axis=1)
         rep.embed_cosine_median, rep.embed_cosine_min = float(np.median(cos)), float(cos.min())
+        cos = np.sum(emb.embed_aligned(views[held_v]) * emb8.embed_aligned(views[held_v]), axis=1)
+        rep.view_cosine_median, rep.view_cosine_min = float(np.median(cos)), float(cos.min())
         # detector
         from aas_core.media.decode import read_image
 
@@ -312,8 +363,9 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
                                 [detector_input(sc.image) for sc in scenes_cal]
                                 + [detector_input(read_image(p), (640, 640)) for p in portraits])
         det_int8 = ScrfdFaceDetector(det_q)
-        rep.faces_found_fp32, rep.faces_truth = _found(det, scenes_chk)
-        rep.faces_found_int8, _ = _found(det_int8, scenes_chk)
+        rep.faces_found_fp32, rep.faces_truth, ref = _found(det, scenes_chk)
+        rep.faces_found_int8, _, got = _found(det_int8, scenes_chk)
+        rep.landmark_shift = _landmark_shift(ref, got)
         checked = [located[i] for i in np.flatnonzero(held)]
         rep.portraits_checked = len(checked)
         rep.portraits_found_fp32 = _portraits_found(det, checked)
@@ -321,10 +373,11 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
 
         verdicts = {
             "mobilefacenet.onnx": (emb_q, None if rep.embed_cosine_median >= MIN_MEDIAN_COSINE
-                                   and rep.embed_cosine_min >= MIN_LOWEST_COSINE else
+                                   and rep.embed_cosine_min >= MIN_LOWEST_COSINE
+                                   and rep.view_cosine_median >= MIN_VIEW_MEDIAN_COSINE else
                                    f"embeddings disagree with fp32 (cosine median {rep.embed_cosine_median:.3f}, "
-                                   f"lowest {rep.embed_cosine_min:.3f}; need >= {MIN_MEDIAN_COSINE} / "
-                                   f"{MIN_LOWEST_COSINE})"),
+                                   f"lowest {rep.embed_cosine_min:.3f}, classroom views {rep.view_cosine_median:.3f}; "
+                                   f"need >= {MIN_MEDIAN_COSINE} / {MIN_LOWEST_COSINE} / {MIN_VIEW_MEDIAN_COSINE})"),
             "scrfd_2.5g.onnx": (det_q, None if rep.faces_found_int8 >= rep.faces_found_fp32 - MAX_EXTRA_MISSED
                                 and rep.portraits_found_int8 >= rep.portraits_found_fp32 - MAX_EXTRA_MISSED else
                                 f"finds {rep.faces_found_int8} faces in classrooms where fp32 finds "

@@ -93,6 +93,21 @@ def render_view(image: np.ndarray, face: Detections, view: View) -> tuple[np.nda
     return out, Detections(xyxy, moved.confidence, lms, moved.source)
 
 
+def aligned_input(pipeline, image: np.ndarray, faces: Detections) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The aligned (N, S, S, 3) crops an ArcFace-style embedder gets for ``faces`` in ``image``
+    through the pipeline's crop / enhance path (``Pipeline.embed`` without the inference), for a
+    same-size enhancer (CLAHE) or none."""
+    crops = pipeline.crop_faces(image, faces)
+    out = []
+    for i in range(len(faces)):
+        if crops.enhanced[i] is None:  # as Pipeline.embed: aligned from the frame itself
+            out.append(pipeline.embedder.align(image, faces[i : i + 1]))
+            continue
+        local = faces[i : i + 1].shifted(-crops.offsets[i][0], -crops.offsets[i][1])
+        out.append(pipeline.embedder.align(crops.enhanced[i], local))
+    return np.concatenate(out) if out else np.zeros((0, 112, 112, 3), np.uint8)
+
+
 def classroom_embeddings(pipeline, image: np.ndarray, face: Detections,  # type: ignore[no-untyped-def]
                          views: tuple[View, ...] = DEFAULT_VIEWS) -> np.ndarray:
     """(len(views), d) embeddings of ``face`` as the classroom camera sees it, through the
@@ -105,11 +120,7 @@ def classroom_embeddings(pipeline, image: np.ndarray, face: Detections,  # type:
             and getattr(pipeline.enhancer, "scale", 1) == 1:
         # One batched inference for all views (ArcFace-style embedders behind a same-size
         # enhancer such as CLAHE): exactly what ``Pipeline.embed`` computes view by view.
-        aligned = []
-        for small, det in rendered:
-            crops = pipeline.crop_faces(small, det)
-            local = det.shifted(-crops.offsets[0][0], -crops.offsets[0][1])
-            aligned.append(emb.align(crops.enhanced[0] if crops.enhanced[0] is not None else crops.crops[0], local))
+        aligned = [aligned_input(pipeline, small, det) for small, det in rendered]
         return np.asarray(emb.embed_aligned(np.concatenate(aligned)), np.float32)
     out = []
     for small, det in rendered:
