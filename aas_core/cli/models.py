@@ -141,7 +141,8 @@ def models_quantize(
     Calibrated on your own photos and checked against the fp32 models on a held-out part of
     them; a copy that disagrees is not installed. The fast profile uses the copies from then
     on; rosters are re-embedded at the next session start (the embedder's name changes).
-    Remove the *_int8.onnx files to go back to fp32.
+    A trade-off: on the hard lecture-hall benchmark int8 got 1-2 points fewer statuses right
+    (docs/EVALUATION.md, "int8 in the product"). Remove the *_int8.onnx files to go back to fp32.
     """
     from aas_core.vision.quantize import QuantizeError, build_int8_models, photos_in
 
