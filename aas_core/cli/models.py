@@ -126,9 +126,6 @@ def models_fetch(ctx: typer.Context, name: str) -> None:
     typer.echo(f"saved {path}")
 
 
-
-
-
 @app.command("quantize")
 def models_quantize(
     ctx: typer.Context,

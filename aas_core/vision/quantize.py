@@ -41,6 +41,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aas_core.media.decode import ImageError, read_image
+from aas_core.tools.synthetic import make_scene, score_scene, scrfd_locator, seat_grid
+from aas_core.vision.embed.arcface_onnx import ArcFaceOnnxEmbedder
+from aas_core.vision.faces.scrfd import ScrfdFaceDetector
+from aas_core.vision.nms import box_iou
+from aas_core.vision.pipeline import Pipeline
+from aas_core.vision.profiles import resolve_profile
+from aas_core.vision.templates import DEFAULT_VIEWS, aligned_input, render_view
+from aas_core.vision.weights import sha256_file
+
 log = logging.getLogger(__name__)
 
 #: fp32 source file -> its int8 copy (the names the fast profile looks for).
@@ -205,14 +215,11 @@ def detector_input(frame_bgr: np.ndarray, size: tuple[int, int] = _DET_SIZE) -> 
     return np.ascontiguousarray(((pad[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None])
 
 
-def _faces_of(photos: Sequence[Path], pipeline, with_views: bool = True) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+def _faces_of(photos: Sequence[Path], pipeline) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     """What the embedder sees of each photo's largest face, through the fast profile's own crop /
     CLAHE / align path: the portrait (N, 112, 112, 3), and the same face as a classroom camera
     sees it (N * len(DEFAULT_VIEWS), ...: 24-44 px, fair and dim-noisy light, as the classroom
     templates render it), and the photos a face was found in."""
-    from aas_core.media.decode import ImageError, read_image
-    from aas_core.vision.templates import DEFAULT_VIEWS, aligned_input, render_view
-
     portraits, views, located = [], [], []
     for p in photos:
         try:
@@ -227,18 +234,15 @@ def _faces_of(photos: Sequence[Path], pipeline, with_views: bool = True) -> tupl
             continue
         face = found[int(np.argmax(found.area))]
         portraits.append(aligned_input(pipeline, padded, face))
-        if with_views:
-            views.append(np.concatenate([aligned_input(pipeline, *render_view(padded, face, v)) for v in DEFAULT_VIEWS]))
+        views.append(np.concatenate([aligned_input(pipeline, *render_view(padded, face, v)) for v in DEFAULT_VIEWS]))
         located.append(p)
     empty = np.zeros((0, 112, 112, 3), np.uint8)
     return (np.concatenate(portraits) if portraits else empty), (np.concatenate(views) if views else empty), located
 
 
-def _frames(located: list[Path], models_dir: Path, n: int, seed: int):
-    """n synthetic 1920x1080 classrooms, 36 faces of 20-100 px each, from the calibration photos."""
-    from aas_core.tools.synthetic import make_scene, scrfd_locator, seat_grid
-
-    locate = scrfd_locator(models_dir)  # the fp32 detector cuts each face out of its photo
+def _frames(located: list[Path], locate, n: int, seed: int):  # type: ignore[no-untyped-def]
+    """n synthetic 1920x1080 classrooms, 36 faces of 20-100 px each, from the calibration photos
+    (``locate`` cuts each face out of its photo)."""
     scenes = []
     for k in range(n):
         rng = np.random.default_rng(seed + k)
@@ -251,15 +255,11 @@ def _frames(located: list[Path], models_dir: Path, n: int, seed: int):
 
 def _portraits_found(detector, photos: Sequence[Path]) -> int:
     """How many of ``photos`` the detector finds a face in, searched as enrollment photos are."""
-    from aas_core.media.decode import read_image
-
     return sum(len(detector.detect(read_image(p), 0.5)) > 0 for p in photos)
 
 
 def _found(detector, scenes) -> tuple[int, int, list]:
     """Truth faces found (IoU >= 0.5), truth faces, and the detections of each scene."""
-    from aas_core.tools.synthetic import score_scene
-
     found = truth = 0
     dets = []
     for sc in scenes:
@@ -274,8 +274,6 @@ def _found(detector, scenes) -> tuple[int, int, list]:
 
 def _landmark_shift(ref: list, other: list) -> float:
     """Mean distance between the landmarks of the same faces (IoU >= 0.5) / face width."""
-    from aas_core.vision.nms import box_iou
-
     shifts = []
     for a, b in zip(ref, other):
         if not len(a) or not len(b) or a.landmarks is None or b.landmarks is None:
@@ -289,12 +287,6 @@ def _landmark_shift(ref: list, other: list) -> float:
     return float(np.mean(shifts)) if shifts else float("nan")
 
 
-def _sha256(path: Path) -> str:
-    from aas_core.vision.weights import sha256_file  # cached by (path, size, mtime)
-
-    return sha256_file(path)
-
-
 def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path | None = None,
                       max_faces: int = MAX_FACES, frames: int = 4, seed: int = 0) -> Int8Report:
     """Quantise the fast profile's SCRFD and mobilefacenet on ``photos``; install the copies that pass.
@@ -303,9 +295,6 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
     ``out_dir`` (default ``models_dir``). Raises :class:`QuantizeError` when the photos give
     fewer than ``MIN_FACES`` faces or a source model is missing.
     """
-    from aas_core.vision.embed.arcface_onnx import ArcFaceOnnxEmbedder
-    from aas_core.vision.faces.scrfd import ScrfdFaceDetector
-
     t0 = time.perf_counter()
     models_dir = Path(models_dir)
     out_dir = Path(out_dir or models_dir)
@@ -313,10 +302,6 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
         if not (models_dir / src).is_file():
             raise QuantizeError(f"{models_dir / src} is missing: fetch the fast profile's models first "
                                 f"(`aas models list` shows what is there)")
-    from aas_core.vision.pipeline import Pipeline
-    from aas_core.vision.profiles import resolve_profile
-    from aas_core.vision.templates import DEFAULT_VIEWS
-
     # the fp32 fast profile, whatever copies are installed already (its CLAHE and alignment
     # make the embedder's inputs)
     cfg = resolve_profile("fast", models_dir)[0].with_(face_backend="scrfd", face_model="scrfd_2.5g.onnx",
@@ -338,7 +323,8 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
     # held-out frames are drawn with other seeds (other faces, sizes and places)
     held = np.arange(n) % 5 == 4
     held_v = np.repeat(held, nv)
-    scenes_cal, scenes_chk = _frames(located, models_dir, frames, seed), _frames(located, models_dir, 2, seed + 1000)
+    locate = scrfd_locator(models_dir)
+    scenes_cal, scenes_chk = _frames(located, locate, frames, seed), _frames(located, locate, 2, seed + 1000)
     rep = Int8Report(photos=len(photos), faces_calibration=int((~held).sum()), faces_checked=int(held.sum()),
                      frames_calibration=len(scenes_cal), frames_checked=len(scenes_chk))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -356,8 +342,6 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
         cos = np.sum(emb.embed_aligned(views[held_v]) * emb8.embed_aligned(views[held_v]), axis=1)
         rep.view_cosine_median, rep.view_cosine_min = float(np.median(cos)), float(cos.min())
         # detector
-        from aas_core.media.decode import read_image
-
         portraits = [located[i] for i in np.flatnonzero(~held)[:: max(1, int((~held).sum()) // 40)]]
         det_q = quantize_static(det.model_path, tmp_dir / INT8_COPIES["scrfd_2.5g.onnx"], "input.1",
                                 [detector_input(sc.image) for sc in scenes_cal]
@@ -393,7 +377,7 @@ def build_int8_models(models_dir: Path, photos: Sequence[Path], *, out_dir: Path
             made.replace(dst)  # same folder: atomic
         rep.seconds = time.perf_counter() - t0
         for src, dst_name in rep.installed.items():
-            meta = {"source": src, "source_sha256": _sha256(models_dir / src), "made": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            meta = {"source": src, "source_sha256": sha256_file(models_dir / src), "made": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, MinMax",
                     "report": asdict(rep)}
             (out_dir / dst_name).with_suffix(".json").write_text(json.dumps(meta, indent=1))
@@ -410,7 +394,7 @@ def int8_info(models_dir: Path) -> list[dict]:
         meta_path = path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         src_path = Path(models_dir) / src
-        stale = bool(meta.get("source_sha256")) and src_path.is_file() and _sha256(src_path) != meta["source_sha256"]
+        stale = bool(meta.get("source_sha256")) and src_path.is_file() and sha256_file(src_path) != meta["source_sha256"]
         out.append({"file": dst, "source": src, "made": meta.get("made"), "stale": stale,
                     "cosine_median": meta.get("report", {}).get("embed_cosine_median")})
     return out

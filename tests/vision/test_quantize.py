@@ -61,7 +61,7 @@ def test_int8_copies_agree_with_fp32_and_are_installed(built: tuple[Path, quanti
         ops = {n.op_type for n in onnx.load(str(folder / name)).graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
         meta = json.loads((folder / name).with_suffix(".json").read_text())
-        assert meta["source_sha256"] == quantize._sha256(folder / meta["source"])
+        assert meta["source_sha256"] == quantize.sha256_file(folder / meta["source"])
     # identities the calibration never saw (Yale: grey close-ups, unlike the calibration's colour
     # photos): the int8 detector finds their faces, int8 embeddings stay close to fp32 and
     # still tell people apart
