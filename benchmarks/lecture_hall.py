@@ -11,7 +11,8 @@ them would: they are the student's own photos); the session through
 ``--frames N`` uses the first N frames of each snapshot's burst (N=1: a single photo per
 snapshot, the pre-burst behaviour); N > 1 is processed as ``aas session run`` does a folder
 per snapshot: every frame detected and embedded, faces followed through the burst and their
-embeddings fused by quality (``vision.fusion``), matched once.
+embeddings fused by quality (``vision.fusion``; ``--stack``: plus each face's pixels stacked
+over the burst, a lever measured in docs/EVALUATION.md and off in the product), matched once.
 
 Reported per condition: statuses right, **false presences** (a student absent in truth marked
 anything but absent), present students marked absent (silently; those also listed as needing
@@ -67,7 +68,7 @@ def enroll_roster(url: str, store: ImageStore, pipe: Pipeline, hs: HardSession,
 
 
 def run_one(hs: HardSession, pipe: Pipeline, frames: int, abstain: bool = True,
-            classroom: bool = True) -> dict[str, float]:
+            classroom: bool = True, stack: bool = False) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp())
     url = f"sqlite:///{tmp / 'aas.db'}"
     init_db(url)
@@ -90,7 +91,7 @@ def run_one(hs: HardSession, pipe: Pipeline, frames: int, abstain: bool = True,
     # one snapshot = its burst's first N frames (a list: fused by the service), or one image
     images = [b.frames[:frames] if frames > 1 else b.frames[0] for b in hs.bursts]
     t0 = time.perf_counter()
-    out = SessionService(url, store, pipe, get_settings(), abstain=abstain).run_from_images(
+    out = SessionService(url, store, pipe, get_settings(), abstain=abstain, stack_bursts=stack).run_from_images(
         "C", images, on_processed=on_processed)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
     truth = hs.truth
@@ -116,6 +117,9 @@ def main() -> None:
                     help="decide without 'could not tell' (the decision before abstention)")
     ap.add_argument("--no-classroom", action="store_true",
                     help="match portraits only (no classroom-resolution templates: the matching before them)")
+    ap.add_argument("--stack", action="store_true",
+                    help="bursts: add each face's stacked (registered, pixel-averaged) embedding to the fused one "
+                         "(vision.fusion.stack_region; off in the product)")
     ap.add_argument("--profile", default="fast")
     ap.add_argument("--models-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "models")
     a = ap.parse_args()
@@ -127,7 +131,8 @@ def main() -> None:
     for name in a.conditions:
         for seed in a.seeds:
             hs = make_hard_session(default_dataset(), locate, CONDITIONS[name], seed=seed, burst=a.frames)
-            r = run_one(hs, pipe, a.frames, abstain=not a.no_abstain, classroom=not a.no_classroom)
+            r = run_one(hs, pipe, a.frames, abstain=not a.no_abstain, classroom=not a.no_classroom,
+                        stack=a.stack)
             for k, v in r.items():
                 totals[name][k] += v
             print(f"{name} seed {seed}: {r['right']}/{r['students']} statuses right, "
@@ -136,7 +141,8 @@ def main() -> None:
                   f"faces found {r['found']}/{r['faces']}, strangers named {r['strangers_named']}, "
                   f"wrong names {r['wrong_names']} ({r['wall_s']:.1f} s)", flush=True)
     print(f"\nprofile {a.profile}, frames per snapshot {a.frames}, seeds {a.seeds}, "
-          f"abstention {'off' if a.no_abstain else 'on'}, classroom templates {'off' if a.no_classroom else 'on'}")
+          f"abstention {'off' if a.no_abstain else 'on'}, classroom templates {'off' if a.no_classroom else 'on'}, "
+          f"burst stacking {'on' if a.stack and a.frames > 1 else 'off'}")
     print("| condition | statuses right | false presences | present → absent | present → absent, needs review | "
           "needs review | faces found | strangers named | wrong names |")
     print("|---|---|---|---|---|---|---|---|---|")

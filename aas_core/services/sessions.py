@@ -137,9 +137,14 @@ class SessionService:
     """Operations on one database + image store with one pipeline."""
 
     def __init__(self, url: str, store: ImageStore, pipeline: Pipeline, settings: Settings, *,
-                 seat_continuity: bool = True, abstain: bool = True) -> None:
+                 seat_continuity: bool = True, abstain: bool = True, stack_bursts: bool = False) -> None:
         self.url = url
         self.seat_continuity = seat_continuity
+        # stack_bursts: a burst's faces are also embedded from their pixels averaged over the
+        # frames (vision.fusion.stack_region). Off: on the hard benchmark it moved 3 statuses of
+        # 672 for one more embedding batch per snapshot (docs/EVALUATION.md "Recognition
+        # levers"), so the benchmarks switch it on to compare.
+        self.stack_bursts = stack_bursts
         # abstain: an unknown face too poor to identify makes the students it could be "could not
         # tell" for its snapshot instead of "not seen" (domain.abstention); off = the decision
         # before it (benchmarks compare the two on the same observations).
@@ -347,7 +352,8 @@ class SessionService:
         """One snapshot from a burst: detect and embed every frame without matching, follow the
         faces through the frames and fuse their embeddings by quality (``vision.fusion``), then
         match the fused embeddings against the gallery once, with the threshold and one-to-one
-        assignment a single frame gets. Returns the result, the index of the frame to keep as
+        assignment a single frame gets. With ``stack_bursts``, faces seen in several frames are
+        also embedded from their stacked pixels. Returns the result, the index of the frame to keep as
         the snapshot image, and what the snapshot row records about the burst.
         """
         results, used = [], []
@@ -362,7 +368,8 @@ class SessionService:
         if not results:
             assert error is not None
             raise error
-        result, fused, stored = fuse_results([frames[k] for k in used], results)
+        result, fused, stored = fuse_results([frames[k] for k in used], results,
+                                             embed_stacked=self.pipeline.embed_regions if self.stack_bursts else None)
         t0 = time.perf_counter()
         if recognition.gallery is not None and len(recognition.gallery):
             result.match = recognition.gallery.match(result.embeddings, threshold=result.threshold,

@@ -8,6 +8,7 @@ each one; ``run`` chains them and records per-stage milliseconds. Backends are l
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +179,20 @@ class Pipeline:
             for i, d in zip(enhanced, local):
                 out[i] = emb.embed(crops.enhanced[i], d)[0]
         return out
+
+    def embed_regions(self, items: Sequence[tuple[np.ndarray, Detections]]) -> np.ndarray:
+        """(len(items), d): one embedding per ``(image, one face)`` item, each through the crop /
+        enhance / align path of a snapshot face (``embed``); an ArcFace-style embedder behind a
+        same-size enhancer (CLAHE) or none runs them all as one batch. For burst stacking
+        (``vision.fusion``), whose items are small regions of different sizes."""
+        emb = self.embedder
+        if not items:
+            return np.zeros((0, emb.dim), np.float32)
+        if hasattr(emb, "align") and hasattr(emb, "embed_aligned") and getattr(self.enhancer, "scale", 1) == 1:
+            from aas_core.vision.templates import aligned_input
+
+            return emb.embed_aligned(np.concatenate([aligned_input(self, img, det) for img, det in items]))
+        return np.concatenate([self.embed(img, det, self.crop_faces(img, det)) for img, det in items])
 
     def match(self, embeddings: np.ndarray, gallery: Gallery | None, threshold: float | None = None) -> MatchResult | None:
         if gallery is None or len(gallery) == 0:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aas_core.tools.bench import count_found, run_peer_bench
+from aas_core.tools.bench import count_found, peer_text, run_peer_bench
 from aas_core.tools.peers import FaceAnalysisLoop
 from aas_core.tools.synthetic import list_identities, make_scene, scrfd_locator, seat_grid
 from aas_core.vision.embed.arcface_onnx import ArcFaceOnnxEmbedder
@@ -92,5 +92,11 @@ def test_peer_bench_report(models_dir: Path, data_dir: Path) -> None:
         assert e["methods"]["fast"]["found"] >= 5  # 50-90 px faces: the fast profile finds them
         assert set(e["methods"]["fast"]["stages_ms"]) == {"persons", "faces", "enhance", "embed", "match", "total"}
         assert set(e["ratios"]) == {"insightface det640 / fast", "insightface det1280 / fast"}
+        # the ceiling: the peer's whole call over fast's embedding stage alone (>= the ratio itself)
+        for k, ceiling in e["ceilings"].items():
+            peer = e["methods"][k.split(" / ")[0]]["median_ms"]
+            assert ceiling == round(peer / e["methods"]["fast"]["stages_ms"]["embed"], 2) >= e["ratios"][k]
+    text = peer_text(r)
+    assert "ceiling, AAS detection free" in text and "(faces " in text and "embed " in text
     [cost] = r["cost_4k_over_1080p"]
     assert cost["scene"] == "big" and cost["vs"] == "small" and set(cost["ratios"]) == set(methods)
