@@ -8,7 +8,9 @@ This step, pure like the decision it wraps:
 * An **unclear face** is an unknown face (no student after the open-set threshold and seat
   continuity) whose quality is under the cut (``vision.face_quality.POOR_QUALITY``; the
   service decides which faces are unclear). A good face that matches nobody is a stranger,
-  as before, and changes nothing here.
+  as before, and changes nothing here. A face the matcher found **too close to call**
+  between students (``tie``: ``vision.matching.too_close_to_call``) is unclear whatever its
+  quality, and each of those near-equal students could be it.
 * The students an unclear face in snapshot k **could be**: roster students *not seen* in k
   that are among its top candidates with a similarity at or above the loose floor, or whose
   seat (a box where they were confidently seen in another snapshot of the session) it
@@ -48,6 +50,9 @@ class Unclear:
     # A face the matcher named but a standing correction vetoed (services.corrections): its
     # candidates are the vetoed student alone, who could be it whatever the loose floor says.
     vetoed: bool = False
+    # A face too close to call between students (vision.matching.too_close_to_call): its
+    # candidates are those near-equal students, each of whom could be it whatever the floor says.
+    tie: bool = False
 
 
 @dataclass
@@ -95,7 +100,7 @@ def could_not_tell(usable: Iterable[int], sightings: Iterable[Sighting], unclear
             continue
         here = seen.get(k, set())
         could: dict[str, str] = {}
-        if u.vetoed:
+        if u.vetoed or u.tie:
             for st, _sim in u.candidates:
                 if st in on_roster and st not in here:
                     could.setdefault(st, "")
@@ -109,7 +114,7 @@ def could_not_tell(usable: Iterable[int], sightings: Iterable[Sighting], unclear
                 could[st] = "it sits in this student's seat"
         for st, how in could.items():
             out.setdefault(st, {}).setdefault(
-                k, f"could not tell in snapshot {k + 1}: {u.why}" if u.vetoed else
+                k, f"could not tell in snapshot {k + 1}: {u.why}" if u.vetoed or u.tie else
                 f"could not tell in snapshot {k + 1}: a face of poor quality ({u.why}) could be this student ({how})")
     return out
 

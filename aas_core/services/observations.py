@@ -24,7 +24,7 @@ from aas_core.domain.decision import Sighting
 from aas_core.media.store import ImageStore
 from aas_core.services.privacy import black_out
 from aas_core.vision.face_quality import FaceQuality
-from aas_core.vision.matching import Gallery
+from aas_core.vision.matching import MIN_LEAD, Gallery
 from aas_core.vision.pipeline import PipelineResult
 
 # Crops of faces smaller than this are stored upscaled so reviewers can see them.
@@ -35,6 +35,9 @@ MIN_STORED_CROP = 96
 #: vetoed the matcher's name), "rejected" (a person said "that face is not X") and "visitor" (a
 #: person said the recurring unknown is a visitor, ``services.unknowns``).
 CORRECTED = ("vetoed", "rejected", "visitor")
+#: ``match_source`` of a face the matcher found too close to call between two students
+#: (``vision.matching.too_close_to_call``): stored unknown, its students "could not tell".
+AMBIGUOUS = "ambiguous"
 
 
 def viewable_crop(crop: np.ndarray | None) -> np.ndarray | None:
@@ -95,7 +98,7 @@ def withhold_suppressed(result: PipelineResult, suppressed: Gallery | None, stor
 def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Sequence[str | None],
                      enhanced_paths: Sequence[str | None], withheld: Collection[int] = (),
                      qualities: Sequence[FaceQuality | None] = (),
-                     vetoed: Collection[int] = ()) -> list[FaceObservation]:
+                     vetoed: Collection[int] = (), ambiguous: Collection[int] = ()) -> list[FaceObservation]:
     """One ``FaceObservation`` per face of ``result`` (``ids``: student number -> id).
 
     Faces in ``withheld`` (:func:`withhold_suppressed`) keep only their box and detector score:
@@ -103,6 +106,8 @@ def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Se
     (``vision.face_quality.measure_all``), stored as ``quality`` and ``quality_figures``.
     ``vetoed``: faces whose match a standing correction vetoed (``vision.matching.veto_by_negatives``):
     stored unknown with ``match_source="vetoed"`` (their top matches kept for the review).
+    ``ambiguous``: faces too close to call between two students (``vision.matching.too_close_to_call``):
+    stored unknown with ``match_source="ambiguous"``, top matches kept.
 
     A face is named only when its assigned similarity reaches the threshold the match ran
     with: the matcher guarantees it, and this keeps it true whatever matcher produced the
@@ -123,6 +128,9 @@ def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Se
             number = None
         top = ([[t, round(float(v), 4)] for t, v in zip(m.top_ids[i], m.top_similarity[i]) if t is not None]
                if m else None)
+        close = i in ambiguous  # the caller may already have cleared its assignment
+        if close:
+            number = None
         veto = number is not None and i in vetoed
         if veto and top is not None:
             # The vetoed student leads the list (almost always already first; the one-to-one
@@ -137,7 +145,8 @@ def observation_rows(result: PipelineResult, ids: dict[str, int], crop_paths: Se
             model_name=result.model_name, embedding=to_blob(result.embeddings[i]),
             student_id=ids.get(number) if number else None,
             similarity=float(m.assigned_similarity[i]) if m and number else None,
-            match_source="threshold" if number else ("vetoed" if veto else None), top_matches=top,
+            match_source="threshold" if number else ("vetoed" if veto else (AMBIGUOUS if close else None)),
+            top_matches=top,
             quality=q.score if q is not None else None, quality_figures=q.as_json() if q is not None else None))
     return rows
 
@@ -186,9 +195,11 @@ def apply_seat_continuity(snaps: Sequence[Snapshot | None], numbers_by_id: dict[
     obs = [list(x.observations) for x in usable]
     # A face a correction vetoed, or a person said is not its match ("rejected"), is never named
     # by seat: its top match is exactly the student it was corrected away from.
+    # Nor is a face too close to call: its top match is one of two near-equal students.
+    asked = (*CORRECTED, AMBIGUOUS)
     seen = [[Seen((o.x1, o.y1, o.x2, o.y2), numbers_by_id.get(o.student_id) if o.match_source != "seat" else None,
-                  o.top_matches[0][0] if o.top_matches and o.match_source not in CORRECTED else None,
-                  float(o.top_matches[0][1]) if o.top_matches and o.match_source not in CORRECTED else 0.0,
+                  o.top_matches[0][0] if o.top_matches and o.match_source not in asked else None,
+                  float(o.top_matches[0][1]) if o.top_matches and o.match_source not in asked else 0.0,
                   None if o.match_source == "manual" else o.similarity) for o in snap_obs] for snap_obs in obs]
     for snap_obs, found in zip(obs, recover_by_seat(seen, loose_threshold, min_anchor_similarity=min_confidence)):
         for o in snap_obs:
@@ -242,6 +253,13 @@ def abstention_evidence(snaps: Sequence[Snapshot | None], numbers_by_id: dict[in
                 unclear.append(Unclear(snap.index, box, ((str(x), float(sim)),),
                                        f"a face matched to this student ({float(sim):.2f}) looks more like a "
                                        f"face an instructor corrected as not them", vetoed=True))
+            elif o.match_source == AMBIGUOUS and o.top_matches:
+                # Students within a hair of each other: each of them could be it, whatever the
+                # face's quality (the lead the matcher needs is MIN_LEAD).
+                top = float(o.top_matches[0][1])
+                tied = tuple((str(t), float(v)) for t, v in o.top_matches if top - float(v) < MIN_LEAD)
+                close = ", ".join(f"{t} {v:.2f}" for t, v in tied)
+                unclear.append(Unclear(snap.index, box, tied, f"a face too close to call between {close}", tie=True))
             elif o.match_source in ("rejected", "visitor"):
                 continue  # a person already answered for this face; nothing to guess
             elif o.quality is not None and o.quality < poor_quality and o.embedding is not None:

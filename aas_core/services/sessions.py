@@ -44,7 +44,7 @@ from aas_core.services import checkin, observations
 from aas_core.services.enrollment import ensure_embeddings
 from aas_core.vision.face_quality import POOR_QUALITY, measure_all
 from aas_core.vision.fusion import fuse_results
-from aas_core.vision.matching import Gallery, veto_by_negatives
+from aas_core.vision.matching import Gallery, too_close_to_call, veto_by_negatives
 from aas_core.vision.templates import roster_gallery
 from aas_core.vision.pipeline import Pipeline, PipelineResult
 
@@ -312,6 +312,10 @@ class SessionService:
                 log.warning("snapshot %s: keeping the burst's first frame: %s", snapshot_id, exc)
                 burst["stored_frame"], image = 0, frames[0]  # type: ignore[index]
         withheld = observations.withhold_suppressed(result, recognition.suppressed, self.store, rel, image)
+        # A face within MIN_LEAD of a second student is not named: both are "could not tell".
+        ambiguous = too_close_to_call(result.match) if result.match else {}
+        for i in ambiguous:
+            result.match.assigned[i] = None  # type: ignore[union-attr]  # counts and drawings agree
         vetoed = veto_by_negatives(result.match, result.embeddings, recognition.negatives) if result.match else {}
         n_crops = len(result.crops.crops)
         try:
@@ -337,7 +341,8 @@ class SessionService:
             replaced = [p for o in snap.observations for p in (o.crop_path, o.enhanced_path) if p]
             snap.observations.clear()
             observations.insert_rows(s, snapshot_id, observations.observation_rows(
-                result, observations.student_ids(s, named), crop_paths, enh_paths, withheld, qualities, vetoed))
+                result, observations.student_ids(s, named), crop_paths, enh_paths, withheld, qualities, vetoed,
+                ambiguous))
             snap.status = SnapshotStatus.PROCESSED
             snap.error = None
             snap.info = observations.snapshot_info(result, self.pipeline.config.profile)

@@ -268,3 +268,27 @@ def test_veto_by_negatives_only_when_closer_to_a_corrected_face() -> None:
     # A negative for A far from the face vetoes nothing; a negative for B leaves B's true match alone.
     far = -stranger
     assert veto_by_negatives(match, queries, {"A": far[None, :], "B": stranger[None, :]}) == {}
+
+
+def test_too_close_to_call_flags_near_ties_unless_the_runner_up_is_placed_elsewhere() -> None:
+    from aas_core.vision.matching import MIN_LEAD, too_close_to_call
+
+    rng = np.random.default_rng(11)
+    a, b, c = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 64)).astype(np.float32))
+    gallery = Gallery(["A", "B", "C"], np.stack([a, b, c]), "m")
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v)
+
+    near_tie = unit(a + 0.98 * b)  # A by a hair over B
+    clear = unit(a + 0.3 * b)  # A well ahead of B
+    m = gallery.match(np.stack([near_tie, clear * 0 + c]), threshold=0.3, model_name="m")
+    assert m.assigned == ["A", "C"]
+    lead = float(m.assigned_similarity[0]) - float(near_tie @ b)
+    assert too_close_to_call(m) == pytest.approx({0: lead}, abs=1e-5) and 0 <= lead < MIN_LEAD
+    assert too_close_to_call(gallery.match(clear[None], threshold=0.3, model_name="m")) == {}
+    # B is the other face's student in this snapshot: explained away there, so A stands
+    m2 = gallery.match(np.stack([near_tie, b]), threshold=0.3, model_name="m")
+    assert m2.assigned == ["A", "B"] and too_close_to_call(m2) == {}
+    # unknown faces are never flagged
+    assert too_close_to_call(gallery.match(near_tie[None], threshold=0.99, model_name="m")) == {}
