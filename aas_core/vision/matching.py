@@ -770,12 +770,12 @@ def too_close_to_call(match: MatchResult, min_lead: float = MIN_LEAD) -> dict[in
     decides instead of the matcher picking one of two near-equal students.
     """
     out: dict[int, float] = {}
+    placed = {x for x in match.assigned if x is not None}  # one face each: the assignment is one-to-one
     for i, sid in enumerate(match.assigned):
         if sid is None:
             continue
-        elsewhere = {x for j, x in enumerate(match.assigned) if j != i and x is not None}
         rivals = [float(v) for t, v in zip(match.top_ids[i], match.top_similarity[i])
-                  if t is not None and t != sid and t not in elsewhere]
+                  if t is not None and t not in placed]
         if rivals:
             lead = float(match.assigned_similarity[i]) - max(rivals)
             if lead < min_lead:

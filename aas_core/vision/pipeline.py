@@ -18,6 +18,7 @@ from aas_core.vision import backends
 from aas_core.vision.faces import flows
 from aas_core.vision.matching import Gallery, MatchResult
 from aas_core.vision.profiles import PipelineConfig
+from aas_core.vision.templates import aligned_input
 from aas_core.vision.types import Detections, Embedder, Enhancer, FaceDetector, PersonDetector
 
 
@@ -189,8 +190,6 @@ class Pipeline:
         if not items:
             return np.zeros((0, emb.dim), np.float32)
         if hasattr(emb, "align") and hasattr(emb, "embed_aligned") and getattr(self.enhancer, "scale", 1) == 1:
-            from aas_core.vision.templates import aligned_input
-
             return emb.embed_aligned(np.concatenate([aligned_input(self, img, det) for img, det in items]))
         return np.concatenate([self.embed(img, det, self.crop_faces(img, det)) for img, det in items])
 
