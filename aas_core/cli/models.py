@@ -132,11 +132,16 @@ def models_quantize(
     photos: Annotated[Path, typer.Option("--photos", help="folder of face photos to calibrate on "
                                          "(any depth, e.g. <person>/*.jpg; the enrollment photos are ideal)")],
     max_faces: Annotated[int, typer.Option("--max-faces", min=20, max=2000)] = 200,
+    min_speedup: Annotated[float, typer.Option(
+        "--min-speedup", min=0.0, max=10.0,
+        help="install a copy only if it runs this many times faster than fp32 on this machine "
+             "(0: whatever its speed, e.g. when the copies are made for another machine)")] = 1.2,
 ) -> None:
-    """Make int8 copies of the fast profile's detector and embedder (1.8x / 3x faster on CPU).
+    """Make int8 copies of the fast profile's detector and embedder (1.8x / 3x faster on CPUs with VNNI).
 
     Calibrated on your own photos and checked against the fp32 models on a held-out part of
-    them; a copy that disagrees is not installed. The fast profile uses the copies from then
+    them; a copy that disagrees, or that is not faster than fp32 on this machine (x86 CPUs
+    without VNNI gain nothing from int8), is not installed. The fast profile uses the copies from then
     on; rosters are re-embedded at the next session start (the embedder's name changes).
     A trade-off: on the hard lecture-hall benchmark int8 got 1-2 points fewer statuses right
     (docs/EVALUATION.md, "int8 in the product"). Remove the *_int8.onnx files to go back to fp32.
@@ -146,8 +151,8 @@ def models_quantize(
     c = ctx_of(ctx)
     try:
         files = photos_in(photos)
-        typer.echo(f"calibrating on {len(files)} photos from {photos} (under a minute)...")
-        report = build_int8_models(c.settings.models_dir, files, max_faces=max_faces)
+        typer.echo(f"calibrating on {len(files)} photos from {photos} (a few minutes)...")
+        report = build_int8_models(c.settings.models_dir, files, max_faces=max_faces, min_speedup=min_speedup)
     except QuantizeError as exc:
         raise fail(str(exc)) from None
     typer.echo(report.text())
