@@ -3,7 +3,8 @@
 ``aas models quantize --photos DIR`` turns ``scrfd_2.5g.onnx`` and ``mobilefacenet.onnx`` into
 ``scrfd_2.5g_int8.onnx`` and ``mobilefacenet_int8.onnx`` in the models folder, where the fast
 profile prefers them (``vision/profiles.py``): 1.8x (SCRFD) and 3x (mobilefacenet) faster on
-CPU with the same `aas eval faces` figures (docs/EVALUATION.md#detection-schedule).
+x86 CPUs with VNNI, with the same `aas eval faces` figures (docs/EVALUATION.md#detection-schedule);
+on CPUs where int8 does not pay, nothing is installed (below).
 
 Why generated and not downloaded: no official int8 copies of these weights exist, and the
 licence of the InsightFace weights does not let this project redistribute derived files. Static
