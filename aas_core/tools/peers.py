@@ -1,7 +1,8 @@
 """The InsightFace ``FaceAnalysis`` loop as a user would write it: the peer ``aas bench --peers`` times.
 
 What ``insightface.app.FaceAnalysis.get`` does, with the same weights as the fast profile
-(``scrfd_2.5g.onnx`` + ``mobilefacenet.onnx``) and nothing of AAS in the loop:
+(``scrfd_2.5g.onnx`` + ``mobilefacenet.onnx`` in the dev models folder; whatever fp32 files the
+fast profile picks elsewhere, :func:`peer_weights`) and nothing of AAS in the loop:
 
 1. SCRFD through ``insightface.model_zoo.get_model(path)``, ``prepare(ctx_id=-1,
    input_size=(S, S))``, ``detect(image, input_size=(S, S))``: the whole frame letterboxed
@@ -41,6 +42,19 @@ class PeerResult:
 
     def __len__(self) -> int:
         return len(self.boxes)
+
+
+def peer_weights(models_dir: Path) -> tuple[str, str]:
+    """(detector, recogniser) files the peer loop uses: the fast profile's own choice in
+    ``models_dir``, as the fp32 file an int8 copy was made from (a user of the plain loop has
+    the fp32 weights), so both sides always run the same weights. ``DET_MODEL`` / ``REC_MODEL``
+    when the fast profile picks something the loop cannot run (no SCRFD / ArcFace ONNX)."""
+    from aas_core.vision.profiles import resolve_profile
+
+    cfg, _ = resolve_profile("fast", models_dir)
+    det = cfg.face_model.replace("_int8.onnx", ".onnx") if cfg.face_backend == "scrfd" and cfg.face_model else DET_MODEL
+    rec = cfg.embed_model.replace("_int8.onnx", ".onnx") if cfg.embedder == "arcface-onnx" and cfg.embed_model else REC_MODEL
+    return det, rec
 
 
 class FaceAnalysisLoop:
@@ -92,6 +106,8 @@ class FaceAnalysisLoop:
 
 
 def peer_loops(models_dir: Path, sizes: tuple[int, ...] = (640, 1280)) -> dict[str, FaceAnalysisLoop]:
-    """The peers ``aas bench --peers`` runs: one loop per detector input size."""
-    loops = [FaceAnalysisLoop(models_dir, s) for s in sizes]
+    """The peers ``aas bench --peers`` runs: one loop per detector input size, with the fp32
+    weights the fast profile runs (``peer_weights``)."""
+    det_model, rec_model = peer_weights(Path(models_dir))
+    loops = [FaceAnalysisLoop(models_dir, s, det_model=det_model, rec_model=rec_model) for s in sizes]
     return {lp.name: lp for lp in loops}

@@ -63,9 +63,9 @@ _FAST_FACES = [("scrfd", "scrfd_2.5g_int8.onnx"), ("scrfd", "scrfd_2.5g.onnx"), 
                ("scrfd", "scrfd_500m.onnx"), ("yunet", "face_detection_yunet_2026may.onnx")]
 _SR = [("sr-spandrel", "RRDB_ESRGAN_x4.pth"), ("sr-spandrel", "RealESRGAN_x4plus.pth"),
        ("sr-spandrel", "realesr-animevideov3.pth"), ("sr-opencv", "FSRCNN_x4.pb"), ("sr-opencv", "ESPCN_x4.pb")]
-_EMBED = [("arcface-onnx", "w600k_r50.onnx"), ("arcface-onnx", "mobilefacenet.onnx")]
-_FAST_EMBED = [("arcface-onnx", "w600k_r50.onnx"), ("arcface-onnx", "mobilefacenet_int8.onnx"),
-               ("arcface-onnx", "mobilefacenet.onnx")]
+_EMBED = [("arcface-onnx", "w600k_r50.onnx"), ("arcface-onnx", "w600k_mbf.onnx"), ("arcface-onnx", "mobilefacenet.onnx")]
+_FAST_EMBED = [("arcface-onnx", "w600k_r50.onnx"), ("arcface-onnx", "w600k_mbf.onnx"),
+               ("arcface-onnx", "mobilefacenet_int8.onnx"), ("arcface-onnx", "mobilefacenet.onnx")]
 
 PROFILES = ("accurate", "fast", "offline")
 

@@ -137,7 +137,7 @@ def classroom_embeddings(pipeline, image: np.ndarray, face: Detections,  # type:
 #: listed gets no classroom templates: uncalibrated, they would let impostors through.
 #: The int8 copy (`aas models quantize`) measured 0.692 (docs/EVALUATION.md "int8 in the product");
 #: it keeps fp32's stricter 0.681, as copies calibrated on other photos vary a little.
-CLASSROOM_SCALES: dict[str, float] = {"mobilefacenet": 0.681, "mobilefacenet_int8": 0.681}
+CLASSROOM_SCALES: dict[str, float] = {"mobilefacenet": 0.681, "mobilefacenet_int8": 0.681, "w600k_mbf": 0.775}
 
 
 def classroom_scale(model_name: str) -> float | None:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from aas_core.tools.bench import count_found, peer_text, run_peer_bench
-from aas_core.tools.peers import FaceAnalysisLoop
+from aas_core.tools.peers import FaceAnalysisLoop, peer_weights
 from aas_core.tools.synthetic import list_identities, make_scene, scrfd_locator, seat_grid
 from aas_core.vision.embed.arcface_onnx import ArcFaceOnnxEmbedder
+from aas_core.vision.profiles import resolve_profile
 from aas_core.vision.types import Detections
 
 IDENTITIES = ["lfw_Colin_Powell", "lfw_Tony_Blair", "lfw_George_W_Bush", "lfw_Vladimir_Putin",
@@ -100,3 +101,18 @@ def test_peer_bench_report(models_dir: Path, data_dir: Path) -> None:
     assert "ceiling, AAS detection free" in text and "(faces " in text and "embed " in text
     [cost] = r["cost_4k_over_1080p"]
     assert cost["scene"] == "big" and cost["vs"] == "small" and set(cost["ratios"]) == set(methods)
+
+
+def test_peer_runs_the_fp32_weights_the_fast_profile_picks(models_dir: Path, tmp_path: Path) -> None:
+    assert peer_weights(models_dir) == ("scrfd_2.5g.onnx", "mobilefacenet.onnx")
+    # a folder where the fast profile prefers the official w600k_mbf and an int8 detector copy:
+    # the peer runs w600k_mbf too, and the fp32 detector the copy was made from
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("scrfd_2.5g.onnx", "mobilefacenet.onnx"):
+        (folder / name).symlink_to(models_dir / name)
+    (folder / "w600k_mbf.onnx").write_bytes(b"only its presence is read here")
+    (folder / "scrfd_2.5g_int8.onnx").write_bytes(b"only its presence is read here")
+    cfg, _ = resolve_profile("fast", folder)
+    assert (cfg.face_model, cfg.embed_model) == ("scrfd_2.5g_int8.onnx", "w600k_mbf.onnx")
+    assert peer_weights(folder) == ("scrfd_2.5g.onnx", "w600k_mbf.onnx")

@@ -32,7 +32,7 @@ def test_shipped_manifest_is_valid() -> None:
         assert s.stage in registry.STAGES
         assert s.licence, s.name
     zipped = {s.name: s.member for s in specs if s.member}
-    assert zipped == {"det_10g": "det_10g.onnx", "w600k_r50": "w600k_r50.onnx"}
+    assert zipped == {"det_10g": "det_10g.onnx", "w600k_r50": "w600k_r50.onnx", "w600k_mbf": "w600k_mbf.onnx"}
 
 
 def test_real_files_verify(models_dir: Path) -> None:

@@ -29,11 +29,12 @@ warnings.filterwarnings("ignore", message=".*`estimate` is deprecated.*", catego
 #: ``mobilefacenet_int8`` is the copy `aas models quantize` makes: measured on faces_dev it has
 #: the same impostor distribution (0.022 +- 0.107), FAR 1e-3 at 0.364 (fp32 0.360), 1 % of
 #: unknown people named at 0.454 (fp32 0.457), so the same roster-level compromise applies.
-CALIBRATED_THRESHOLDS: dict[str, float] = {"mobilefacenet": 0.42, "mobilefacenet_int8": 0.42}
+CALIBRATED_THRESHOLDS: dict[str, float] = {"mobilefacenet": 0.42, "mobilefacenet_int8": 0.42, "w600k_mbf": 0.33}
 
 #: Loose thresholds (pairwise FAR 1e-2 on faces_dev, `aas eval faces ... --json`,
 #: thresholds_at_far["1e-2"]): only used together with other evidence (seat continuity).
-LOOSE_THRESHOLDS: dict[str, float] = {"mobilefacenet": 0.31, "mobilefacenet_int8": 0.31}  # int8: 0.317 measured
+LOOSE_THRESHOLDS: dict[str, float] = {"mobilefacenet": 0.31, "mobilefacenet_int8": 0.31,  # int8: 0.317 measured
+                                    "w600k_mbf": 0.22}  # 0.2221 measured
 
 #: Models not calibrated here (e.g. w600k_r50: its weights are not available to measure).
 #: ArcFace-family impostor similarities centre on 0 and spread less for stronger models,
