@@ -43,6 +43,14 @@ class View:
     gamma: float = 1.0
     noise_sigma: float = 0.0
     jpeg_quality: int = 90
+    # Share of the face height hidden from below by a dark shape (a head in the row in front).
+    # Not in DEFAULT_VIEWS: measured and not kept (docs/EVALUATION.md "Open-set rules and
+    # occluded templates": +3 of 255 crowded faces named, but more "could not tell" elsewhere).
+    cover_below: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.cover_below < 1.0:
+            raise ValueError(f"cover_below must be in [0, 1), got {self.cover_below}")
 
 
 #: Widths a back-to-middle row face has at 1080p (front rows are close enough to portraits),
@@ -74,6 +82,12 @@ def render_view(image: np.ndarray, face: Detections, view: View) -> tuple[np.nda
     cx1, cy1 = int(max(0, x1 - m)), int(max(0, y1 - m))
     cx2, cy2 = int(min(w, x2 + m)), int(min(h, y2 + m))
     crop = image[cy1:cy2, cx1:cx2]
+    if view.cover_below > 0:
+        crop = crop.copy()
+        fx1, fy1, fx2, fy2 = x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1
+        top = fy2 - view.cover_below * (fy2 - fy1)
+        cv2.rectangle(crop, (int(fx1 - 0.2 * (fx2 - fx1)), int(top)), (int(fx2 + 0.2 * (fx2 - fx1)), crop.shape[0]),
+                      (40, 40, 40), -1)
     small = cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))),
                        interpolation=cv2.INTER_AREA)
     f = small.astype(np.float32)

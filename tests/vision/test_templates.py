@@ -56,6 +56,23 @@ def test_views_are_reproducible_and_need_exactly_one_face(portrait) -> None:  # 
         render_view(img, two, v)
 
 
+def test_a_covered_view_hides_the_lower_face_only(portrait) -> None:  # type: ignore[no-untyped-def]
+    """``cover_below``: a head in the row in front hides the chin and mouth, not the eyes."""
+    img, face = portrait
+    plain, det = render_view(img, face, View(64.0, jpeg_quality=95))
+    covered, det2 = render_view(img, face, View(64.0, jpeg_quality=95, cover_below=0.3))
+    assert np.array_equal(det.xyxy, det2.xyxy)
+    x1, y1, x2, y2 = (int(v) for v in det.xyxy[0])
+    h = y2 - y1
+    lower = (slice(int(y2 - 0.25 * h), y2), slice(x1, x2))
+    upper = (slice(y1, int(y1 + 0.5 * h)), slice(x1, x2))
+    assert np.abs(covered[lower].astype(int) - 40).mean() < 6  # the flat dark fill
+    assert np.abs(plain[lower].astype(int) - 40).mean() > 20  # a face was there
+    assert np.abs(covered[upper].astype(int) - plain[upper].astype(int)).mean() < 3
+    with pytest.raises(ValueError, match="cover_below"):
+        View(32.0, cover_below=1.0)
+
+
 def test_batched_views_equal_the_pipeline_path_of_a_snapshot_face(fast_pipe, portrait) -> None:  # type: ignore[no-untyped-def]
     """The templates must be what a face of that size in a snapshot embeds to: the batch
     shortcut gives the same vectors as ``Pipeline.crop_faces`` + ``Pipeline.embed``."""
