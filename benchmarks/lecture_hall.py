@@ -28,6 +28,7 @@ import argparse
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -42,7 +43,7 @@ from aas_core.services.sessions import SessionService
 from aas_core.tools.bench import default_dataset
 from aas_core.tools.lecture_hall import CONDITIONS, HardSession, make_hard_session
 from aas_core.tools.synthetic import score_scene, scrfd_locator
-from aas_core.vision.pipeline import Pipeline
+from aas_core.vision.pipeline import Pipeline, PipelineResult
 from aas_core.vision.profiles import resolve_profile
 
 
@@ -68,7 +69,10 @@ def enroll_roster(url: str, store: ImageStore, pipe: Pipeline, hs: HardSession,
 
 
 def run_one(hs: HardSession, pipe: Pipeline, frames: int, abstain: bool = True,
-            classroom: bool = True, stack: bool = False) -> dict[str, float]:
+            classroom: bool = True, stack: bool = False,
+            on_result: Callable[[int, PipelineResult], None] | None = None) -> dict[str, float]:
+    """One session as ``aas session run`` processes it; ``on_result(k, result)`` also sees each
+    processed snapshot's (fused) pipeline result, for studies of the faces themselves."""
     tmp = Path(tempfile.mkdtemp())
     url = f"sqlite:///{tmp / 'aas.db'}"
     init_db(url)
@@ -81,6 +85,8 @@ def run_one(hs: HardSession, pipe: Pipeline, frames: int, abstain: bool = True,
         nonlocal found, faces, strangers_named, wrong_names
         if isinstance(result, Exception):
             return
+        if on_result is not None:
+            on_result(k, result)
         sc = score_scene(hs.bursts[k].scene(), result.faces.xyxy, result.match.assigned if result.match else [],
                          enrolled)
         found += sc.found

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -40,18 +39,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lecture_hall import enroll_roster  # noqa: E402
+from lecture_hall import run_one  # noqa: E402
 
-from aas_core.config import PROJECT_ROOT, get_settings  # noqa: E402
-from aas_core.db import init_db  # noqa: E402
-from aas_core.media.store import ImageStore  # noqa: E402
+from aas_core.config import PROJECT_ROOT  # noqa: E402
 from aas_core.services import enrollment  # noqa: E402
-from aas_core.services.sessions import SessionService  # noqa: E402
 from aas_core.tools.bench import default_dataset  # noqa: E402
 from aas_core.tools.lecture_hall import CONDITIONS, make_hard_session  # noqa: E402
 from aas_core.tools.synthetic import scrfd_locator  # noqa: E402
 from aas_core.vision.nms import box_iou  # noqa: E402
-from aas_core.vision.pipeline import Pipeline  # noqa: E402
+from aas_core.vision.pipeline import Pipeline, PipelineResult  # noqa: E402
 from aas_core.vision.profiles import resolve_profile  # noqa: E402
 from aas_core.vision.templates import DEFAULT_VIEWS, View  # noqa: E402
 
@@ -63,15 +59,10 @@ OCCLUDED_VIEWS = tuple(View(px, gain=0.55, gamma=1.25, noise_sigma=6.0, jpeg_qua
 def session_faces(cond: str, seed: int, frames: int, pipe: Pipeline, locate) -> list[dict]:  # type: ignore[no-untyped-def]
     """Run one hard session; one record per fused face (truth, size, scores) and one for the session."""
     hs = make_hard_session(default_dataset(), locate, CONDITIONS[cond], seed=seed, burst=frames)
-    tmp = Path(tempfile.mkdtemp())
-    url = f"sqlite:///{tmp / 'aas.db'}"
-    init_db(url)
-    store = ImageStore(tmp / "data")
-    enroll_roster(url, store, pipe, hs, classroom=True)
     out: list[dict] = []
 
-    def on_processed(k: int, _img, result) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(result, Exception) or result.match is None:
+    def on_result(k: int, result: PipelineResult) -> None:
+        if result.match is None:
             return
         truth = hs.bursts[k].faces
         tb = np.array([f.box for f in truth], np.float32).reshape(-1, 4)
@@ -85,11 +76,8 @@ def session_faces(cond: str, seed: int, frames: int, pipe: Pipeline, locate) -> 
                         "ids": list(result.match.student_ids),
                         "scores": [round(float(v), 4) for v in result.match.scores[i]]})
 
-    images = [b.frames[:frames] if frames > 1 else b.frames[0] for b in hs.bursts]
-    res = SessionService(url, store, pipe, get_settings()).run_from_images(
-        "C", images, on_processed=on_processed)  # type: ignore[arg-type]
-    right = sum(res.statuses[s] == v for s, v in hs.truth.items())
-    out.append({"session": True, "cond": cond, "seed": seed, "right": right, "students": len(hs.truth)})
+    r = run_one(hs, pipe, frames, on_result=on_result)
+    out.append({"session": True, "cond": cond, "seed": seed, "right": int(r["right"]), "students": int(r["students"])})
     return out
 
 

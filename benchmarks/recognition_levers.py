@@ -95,12 +95,47 @@ def flip_tta(pipe: Pipeline, on: bool = True):  # type: ignore[no-untyped-def]
         emb._run = run
 
 
+#: First row of the 112 px aligned face that the ``upper`` lever greys out (78: just under the
+#: nose, so mouth and chin are gone). Measured by ``benchmarks/upper_face.py``.
+UPPER_CUT = 78
+
+
+@contextmanager
+def mask_lower(pipe: Pipeline, on: bool = True, cut: int | None = None):  # type: ignore[no-untyped-def]
+    """While active, the embedder sees every aligned face with rows ``cut`` (default
+    ``UPPER_CUT``) and below grey."""
+    cut = UPPER_CUT if cut is None else cut
+    emb = pipe.embedder
+    if not on:
+        yield
+        return
+    run = emb._run
+
+    def masked(b: np.ndarray) -> np.ndarray:
+        b = np.array(b, copy=True)
+        b[:, cut:] = 128  # uint8 mid-grey: ~0 after ArcFace's (x - 127.5) / 127.5
+        return run(b)
+
+    emb._run = masked
+    try:
+        yield
+    finally:
+        emb._run = run
+
+
+def lever_context(pipe: Pipeline, lever: str):  # type: ignore[no-untyped-def]
+    """What a lever changes in the embedder itself, for probes and gallery alike."""
+    if lever == "upper":
+        return mask_lower(pipe)
+    return flip_tta(pipe, lever == "flip")
+
+
 def embed_with(pipe: Pipeline, lever: str, image: np.ndarray, faces, sr=None) -> np.ndarray:  # type: ignore[no-untyped-def]
     crops = pipe.crop_faces(image, faces)
     if lever == "base":
         return pipe.embed(image, faces, crops)
-    if lever == "flip":
-        with flip_tta(pipe):
+    if lever in ("flip", "upper"):
+        with lever_context(pipe, lever):
             return pipe.embed(image, faces, crops)
     if lever == "noclahe":
         return pipe.embed(image, faces, FaceCrops(crops.crops, [None] * len(crops.crops), crops.offsets))
@@ -166,13 +201,14 @@ def session_probes(hs, pipe: Pipeline, levers: list[str], frames: int, sr) -> li
 _enroll_cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
 
-def enroll_photo(pipe: Pipeline, path: Path, flip: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
-    """(portrait embedding (d,), classroom embeddings (V, d)) of one enrollment photo."""
-    key = f"{path}|{flip}"
+def enroll_photo(pipe: Pipeline, path: Path, lever: str = "base") -> tuple[np.ndarray, np.ndarray] | None:
+    """(portrait embedding (d,), classroom embeddings (V, d)) of one enrollment photo, embedded
+    as the ``lever`` embeds probes (``flip``: mirror sums; ``upper``: lower face grey)."""
+    key = f"{path}|{lever if lever in ('flip', 'upper') else 'base'}"
     if key not in _enroll_cache:
         image = read_image(path)
         face, _, _ = find_enrollment_face(image, pipe, get_settings())
-        with flip_tta(pipe, flip):
+        with lever_context(pipe, lever):
             _enroll_cache[key] = None if face is None else (
                 pipe.embedder.embed(image, face)[0], classroom_embeddings(pipe, image, face))
     return _enroll_cache[key]
@@ -202,7 +238,7 @@ def score_session(hs, pipe: Pipeline, probes: list[Probe], lever: str,  # type: 
         pemb += extra[1]
     for s in students:
         for p in hs.enroll[s]:
-            got = enroll_photo(pipe, p, flip=lever == "flip")
+            got = enroll_photo(pipe, p, lever)
             if got is None:
                 continue
             pid.append(s)

@@ -45,7 +45,7 @@ class View:
     jpeg_quality: int = 90
     # Share of the face height hidden from below by a dark shape (a head in the row in front).
     # Not in DEFAULT_VIEWS: measured and not kept (docs/EVALUATION.md "Open-set rules and
-    # occluded templates": +3 of 255 crowded faces named, but more "could not tell" elsewhere).
+    # occluded templates": 3 more crowded faces named, 3 statuses fewer in the plain lecture hall).
     cover_below: float = 0.0
 
     def __post_init__(self) -> None:
